@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: starts the real peers it needs on loopback
+# (PostgreSQL now; more as features land), runs every test of the workspace
+# against SQLite and PostgreSQL, and stops the peers again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=$(mktemp -d /tmp/centralino-peers.XXXXXX)
+cleanup() { scripts/peers.sh stop "$PEERS" || true; rm -rf "$PEERS"; }
+trap cleanup EXIT
+eval "$(scripts/peers.sh start "$PEERS")"
+export CENTRALINO_REQUIRE_PG=1
+cargo test --workspace --locked "$@"
