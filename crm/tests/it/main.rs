@@ -3,6 +3,14 @@
 //! fresh PostgreSQL database too. `CENTRALINO_REQUIRE_PG=1` (set by the
 //! README's test command) turns a missing PostgreSQL into a failure rather
 //! than a skip.
+#![allow(unused_imports)]
 
+mod activities;
+mod auth;
+mod deals;
+mod dedup;
 mod harness;
+mod import;
+mod lists;
+mod outcomes;
 mod parties;
