@@ -172,7 +172,7 @@ impl fmt::Display for EmailAddress {
 macro_rules! str_enum {
     ($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         pub enum $name { $(#[serde(rename = $s)] $var),+ }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$var),+];
@@ -182,10 +182,10 @@ macro_rules! str_enum {
                     _ => Err(format!("unknown value {:?}; expected one of: {}", s, [$($s),+].join(", "))) }
             }
         }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result { f.write_str(self.as_str()) }
         }
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> { Self::parse(s) }
         }
