@@ -1,0 +1,6 @@
+//! The one integration-test binary of the `sip` crate: parser and digest
+//! tables, the sans-IO core driven with injected time, bad input, and
+//! interop against real sipp.
+
+mod digest;
+mod parser;
