@@ -1,0 +1,118 @@
+//! The composition root: [`Application::build`] opens the store and binds the
+//! HTTP listener; [`Application::run_until_stopped`] serves until the
+//! shutdown future resolves, then drains in-flight requests and closes the
+//! store. Tests build it on port 0 with a fresh database.
+
+use crate::api;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Router, middleware};
+use crm::{Store, StoreOptions};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+/// The largest request body accepted (JSON and CSV uploads).
+pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let store = open_store(settings).await?;
+        Self::with_store(settings, store).await
+    }
+
+    pub async fn with_store(settings: &Settings, store: Store) -> anyhow::Result<Application> {
+        let listener = tokio::net::TcpListener::bind(settings.http).await?;
+        let metrics = Arc::new(Metrics::default());
+        let _ = metrics.started.set(std::time::Instant::now());
+        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies };
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let store = self.state.store.clone();
+        let app = router(self.state);
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let mut opts = StoreOptions::new(settings.database_url.clone());
+    opts.default_region = settings.default_region;
+    opts.max_connections = settings.db_connections;
+    Ok(Store::open(opts).await?)
+}
+
+pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .merge(api::router())
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .with_state(state)
+}
+
+async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
+    match st.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(api::ApiDoc::openapi())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; draining");
+}

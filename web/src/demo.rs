@@ -1,0 +1,184 @@
+//! Demo data for `centralino demo`: users for every role (with printed
+//! credentials), a team hierarchy, and about a thousand realistic parties
+//! with Italian and US numbers. Running it again on the same database adds
+//! nothing twice: it only resets the demo users' passwords.
+
+use crm::auth::{NewTeam, NewUser};
+use crm::parties::{ConsentInput, EmailInput, PartyInput, PhoneInput, Site};
+use crm::{Actor, Store, UserId};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+/// A random password for generated accounts (22 URL-safe characters).
+pub fn random_password() -> String {
+    const A: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut b = [0u8; 22];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| A[*x as usize % A.len()] as char).collect()
+}
+
+const FIRST: &[&str] = &[
+    "Marco", "Giulia", "Luca", "Francesca", "Alessandro", "Chiara", "Matteo", "Sara", "Lorenzo", "Martina", "Andrea", "Elena",
+    "Davide", "Valentina", "Simone", "Alice", "Federico", "Giorgia", "Riccardo", "Anna", "John", "Mary", "Michael", "Jennifer",
+    "David", "Linda", "James", "Patricia", "Robert", "Susan",
+];
+const LAST: &[&str] = &[
+    "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno", "Gallo",
+    "Conti", "De Luca", "Mancini", "Costa", "Giordano", "Rizzo", "Lombardi", "Moretti", "Smith", "Johnson", "Williams",
+    "Brown", "Jones", "Miller", "Davis", "Wilson",
+];
+const COMPANY_A: &[&str] = &["Tecno", "Idro", "Agri", "Edil", "Info", "Ortho", "Vetro", "Meccanica", "Logistica", "Termo"];
+const COMPANY_B: &[&str] = &["Service", "Sistemi", "Italia", "Group", "Lab", "Nord", "Sud", "Solutions", "Impianti", "Commerciale"];
+const COMPANY_SUFFIX: &[&str] = &["S.r.l.", "S.p.A.", "S.n.c.", "S.a.s."];
+/// (city, zone, landline prefix without the leading 0, landline digits after the prefix)
+const IT_CITIES: &[(&str, &str, &str, usize)] = &[
+    ("Milano", "Nord", "2", 8),
+    ("Roma", "Centro", "6", 8),
+    ("Torino", "Nord", "11", 7),
+    ("Napoli", "Sud", "81", 7),
+    ("Bologna", "Nord", "51", 7),
+    ("Firenze", "Centro", "55", 7),
+    ("Bari", "Sud", "80", 7),
+    ("Padova", "Nord", "49", 7),
+];
+const US_CITIES: &[(&str, &str, &str)] = &[("New York", "US-East", "212"), ("San Francisco", "US-West", "415"), ("Chicago", "US-Central", "312"), ("Boston", "US-East", "617")];
+
+fn digits(rng: &mut StdRng, n: usize) -> String {
+    (0..n).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+}
+
+fn slug(s: &str) -> String {
+    s.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect()
+}
+
+/// Builds one realistic party. Companies get an office line and a site;
+/// persons a mobile and sometimes a landline.
+fn party(rng: &mut StdRng, i: usize, owners: &[UserId]) -> PartyInput {
+    let us = rng.random_bool(0.2);
+    let (city, zone, phone, office) = if us {
+        let (c, z, area) = US_CITIES[rng.random_range(0..US_CITIES.len())];
+        let exch = rng.random_range(201..989);
+        let exch = if exch == 555 { 556 } else { exch };
+        (c, z, format!("+1 {area} {exch} {}", digits(rng, 4)), format!("+1 {area} {} {}", rng.random_range(201..554), digits(rng, 4)))
+    } else {
+        let (c, z, pre, n) = IT_CITIES[rng.random_range(0..IT_CITIES.len())];
+        let mobile = format!("3{}{} {}", rng.random_range(20..50), digits(rng, 1), digits(rng, 7));
+        (c, z, mobile, format!("0{pre} {}", digits(rng, n)))
+    };
+    let stage = ["lead", "lead", "suspect", "prospect", "customer"][rng.random_range(0..5)];
+    let owner = if rng.random_bool(0.9) { Some(owners[rng.random_range(0..owners.len())]) } else { None };
+    let consent_src = "demo web form".to_string();
+    if i % 5 == 0 {
+        let name = format!(
+            "{}{} {} {}",
+            COMPANY_A[rng.random_range(0..COMPANY_A.len())],
+            COMPANY_B[rng.random_range(0..COMPANY_B.len())].to_lowercase(),
+            i,
+            COMPANY_SUFFIX[rng.random_range(0..COMPANY_SUFFIX.len())]
+        );
+        let domain = format!("{}.example", slug(&name.replace(' ', "")).trim_end_matches('.'));
+        PartyInput {
+            kind: "company".into(),
+            name: Some(name),
+            stage: Some(stage.into()),
+            owner_id: owner,
+            city: Some(city.into()),
+            zone: Some(zone.into()),
+            phones: vec![PhoneInput { number: office, kind: Some("office".into()) }],
+            emails: vec![EmailInput { address: format!("info@{domain}"), kind: Some("work".into()) }],
+            sites: vec![Site { label: "Sede".into(), street: Some(format!("Via Roma {}", rng.random_range(1..200))), city: Some(city.into()), province: None, postcode: None, country: Some(if us { "US" } else { "IT" }.into()) }],
+            characteristics: [("employees".to_string(), rng.random_range(3..500).to_string()), ("sector".to_string(), ["manufacturing", "retail", "services", "public"][rng.random_range(0..4)].to_string())].into(),
+            consents: vec![ConsentInput { channel: "email".into(), granted: rng.random_bool(0.7), source: consent_src.clone() }],
+            ..Default::default()
+        }
+    } else {
+        let first = FIRST[rng.random_range(0..FIRST.len())];
+        let last = LAST[rng.random_range(0..LAST.len())];
+        let mut phones = vec![PhoneInput { number: phone, kind: Some("mobile".into()) }];
+        if rng.random_bool(0.3) {
+            phones.push(PhoneInput { number: office, kind: Some("home".into()) });
+        }
+        PartyInput {
+            kind: "person".into(),
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            stage: Some(stage.into()),
+            owner_id: owner,
+            city: Some(city.into()),
+            zone: Some(zone.into()),
+            do_not_call: Some(rng.random_bool(0.03)),
+            phones,
+            emails: vec![EmailInput { address: format!("{}.{}{}@mail.example", slug(first), slug(last), i), kind: Some("home".into()) }],
+            characteristics: [("interest".to_string(), ["gym", "insurance", "solar", "telecom"][rng.random_range(0..4)].to_string())].into(),
+            consents: vec![
+                ConsentInput { channel: "phone".into(), granted: rng.random_bool(0.8), source: consent_src.clone() },
+                ConsentInput { channel: "email".into(), granted: rng.random_bool(0.6), source: consent_src.clone() },
+                ConsentInput { channel: "sms".into(), granted: rng.random_bool(0.5), source: consent_src },
+            ],
+            ..Default::default()
+        }
+    }
+}
+
+/// The demo accounts: (username, role, team).
+const DEMO_USERS: &[(&str, &str, Option<&str>)] = &[
+    ("admin", "admin", None),
+    ("supervisor", "supervisor", None),
+    ("agent1", "agent", Some("Outbound A")),
+    ("agent2", "agent", Some("Outbound A")),
+    ("agent3", "agent", Some("Outbound B")),
+    ("support", "support", Some("Support")),
+    ("marketer", "marketer", None),
+];
+
+/// Fills the store with demo data and returns (username, role, password).
+pub async fn populate(store: &Store, parties: usize) -> anyhow::Result<Vec<(String, String, String)>> {
+    let sys = Actor::system();
+    let creds: Vec<(String, String, String)> = DEMO_USERS.iter().map(|(u, r, _)| (u.to_string(), r.to_string(), format!("{u}-demo-pass"))).collect();
+    if let Some(admin) = store.find_user_by_username("admin").await? {
+        // Already populated: make the printed passwords true again.
+        for (u, _, pw) in &creds {
+            if let Some(user) = store.find_user_by_username(u).await? {
+                store.set_password(&sys, user.id, pw).await?;
+            }
+        }
+        let _ = admin;
+        return Ok(creds);
+    }
+    let supervisor = store
+        .create_user(&sys, NewUser { username: "supervisor".into(), display_name: Some("Sara Supervisor".into()), password: "supervisor-demo-pass".into(), role: "supervisor".into(), team_id: None })
+        .await?;
+    let sales = store.create_team(&sys, NewTeam { name: "Sales".into(), parent_id: None, lead_user_id: Some(supervisor.id) }).await?;
+    let mut teams = std::collections::HashMap::new();
+    for t in ["Outbound A", "Outbound B", "Support"] {
+        let parent = if t == "Support" { None } else { Some(sales.id) };
+        teams.insert(t, store.create_team(&sys, NewTeam { name: t.into(), parent_id: parent, lead_user_id: None }).await?.id);
+    }
+    let mut owners = vec![supervisor.id];
+    for (u, r, team) in DEMO_USERS {
+        if *u == "supervisor" {
+            continue;
+        }
+        let user = store
+            .create_user(&sys, NewUser { username: u.to_string(), display_name: None, password: format!("{u}-demo-pass"), role: r.to_string(), team_id: team.and_then(|t| teams.get(t).copied()) })
+            .await?;
+        if *r == "agent" || *r == "support" {
+            owners.push(user.id);
+        }
+    }
+    let bar = ProgressBar::new(parties as u64);
+    bar.set_style(ProgressStyle::with_template("demo parties {bar:40} {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let mut rng = StdRng::seed_from_u64(2026);
+    for i in 0..parties {
+        let input = party(&mut rng, i, &owners);
+        match store.create_party(&sys, input).await {
+            Ok(_) => {}
+            Err(crm::Error::Invalid(f)) => tracing::debug!(?f, "skipped an invalid generated party"),
+            Err(e) => return Err(e.into()),
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(creds)
+}

@@ -1,0 +1,13 @@
+//! The state every handler receives: the store and the process metrics.
+
+use crate::metrics::Metrics;
+use crm::Store;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// Mark cookies `Secure` (when served behind TLS).
+    pub secure_cookies: bool,
+}
