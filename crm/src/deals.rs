@@ -609,10 +609,10 @@ impl Store {
         if input.min_value_cents.is_some_and(|v| v < 0) {
             p.push("min_value_cents", "not negative");
         }
-        if let (Some(lo), Some(hi)) = (input.min_value_cents, input.max_value_cents) {
-            if hi < lo {
-                p.push("max_value_cents", "not below min_value_cents");
-            }
+        if let (Some(lo), Some(hi)) = (input.min_value_cents, input.max_value_cents)
+            && hi < lo
+        {
+            p.push("max_value_cents", "not below min_value_cents");
         }
         let mut tx = self.begin().await?;
         let (user, team) = match input.assign_to {

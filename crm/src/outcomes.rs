@@ -437,19 +437,19 @@ impl Store {
         if exists("outcomes", input.outcome_id.0).fetch_optional(&mut *tx).await?.is_none() {
             p.push("outcome_id", "no such outcome");
         }
-        if let Some(s) = input.commercial_state_id {
-            if exists("commercial_states", s.0).fetch_optional(&mut *tx).await?.is_none() {
-                p.push("commercial_state_id", "no such commercial state");
-            }
+        if let Some(s) = input.commercial_state_id
+            && exists("commercial_states", s.0).fetch_optional(&mut *tx).await?.is_none()
+        {
+            p.push("commercial_state_id", "no such commercial state");
         }
         if let Some(f) = &follow_up {
             if exists("action_types", f.action_type_id.0).fetch_optional(&mut *tx).await?.is_none() {
                 p.push("follow_up.action_type_id", "no such action type");
             }
-            if let Recipient::Operator(u) = f.recipient {
-                if exists("users", u.0).fetch_optional(&mut *tx).await?.is_none() {
-                    p.push("follow_up.user_id", "no such user");
-                }
+            if let Recipient::Operator(u) = f.recipient
+                && exists("users", u.0).fetch_optional(&mut *tx).await?.is_none()
+            {
+                p.push("follow_up.user_id", "no such user");
             }
         }
         p.finish()?;
@@ -756,35 +756,35 @@ impl Store {
             done.follow_up = Some(insert_activity(&mut tx, actor, &new, now).await?);
         }
 
-        if rel.points != 0 {
-            if let Some(user) = done_by.map(UserId).or(act.owner_id) {
-                sqlx::query("INSERT INTO points_ledger (user_id, points, activity_id, at) VALUES ($1, $2, $3, $4)")
-                    .bind(user.0)
-                    .bind(rel.points)
-                    .bind(id.0)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                done.points = rel.points;
-                done.points_to = Some(user);
-            }
-        }
-
-        if rel.closes_parent {
-            if let Some(parent) = act.parent_activity_id {
-                let n = sqlx::query(
-                    "UPDATE activities SET done_at = $1, done_by = $2, version = version + 1, updated_at = $1 WHERE id = $3 AND done_at IS NULL",
-                )
+        if rel.points != 0
+            && let Some(user) = done_by.map(UserId).or(act.owner_id)
+        {
+            sqlx::query("INSERT INTO points_ledger (user_id, points, activity_id, at) VALUES ($1, $2, $3, $4)")
+                .bind(user.0)
+                .bind(rel.points)
+                .bind(id.0)
                 .bind(now)
-                .bind(done_by)
-                .bind(parent.0)
                 .execute(&mut *tx)
                 .await?;
-                if n.rows_affected() > 0 {
-                    crate::oplog::record(&mut tx, actor, "activity", parent.0, "close", &serde_json::json!({"done_at": [None::<Millis>, now], "closed_by": id}))
-                        .await?;
-                    done.closed_parent = Some(parent);
-                }
+            done.points = rel.points;
+            done.points_to = Some(user);
+        }
+
+        if rel.closes_parent
+            && let Some(parent) = act.parent_activity_id
+        {
+            let n = sqlx::query(
+                "UPDATE activities SET done_at = $1, done_by = $2, version = version + 1, updated_at = $1 WHERE id = $3 AND done_at IS NULL",
+            )
+            .bind(now)
+            .bind(done_by)
+            .bind(parent.0)
+            .execute(&mut *tx)
+            .await?;
+            if n.rows_affected() > 0 {
+                crate::oplog::record(&mut tx, actor, "activity", parent.0, "close", &serde_json::json!({"done_at": [None::<Millis>, now], "closed_by": id}))
+                    .await?;
+                done.closed_parent = Some(parent);
             }
         }
         tx.commit().await?;
