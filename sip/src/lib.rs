@@ -1,8 +1,11 @@
 //! SIP signalling for centralino.
-//!
-//! (Crate documentation is completed with the call-control API below.)
 
 pub mod digest;
+pub mod endpoint;
+pub mod framing;
 pub mod msg;
+pub mod sdp;
+pub mod transaction;
 
+pub use endpoint::{Config, Credentials, Dial, DigestAuth, Endpoint, Event, IncomingCall, Input, Outcome, Transmit};
 pub use msg::CallId;

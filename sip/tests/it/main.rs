@@ -3,4 +3,7 @@
 //! interop against real sipp.
 
 mod digest;
+mod framing;
+mod core;
 mod parser;
+mod registrar;
