@@ -302,3 +302,38 @@ async fn recipients_and_relation_validation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn completion_is_one_transaction() {
+    each_store(|t| async move {
+        let a = system();
+        let agent = user(&t.store, "agent1", "agent").await;
+        let call = t.store.ensure_action_type(&a, "Call").await.unwrap();
+        let sold = t.store.ensure_outcome(&a, "Sold").await.unwrap();
+        let customer = t.store.ensure_commercial_state(&a, "Customer").await.unwrap();
+        let follow_up = FollowUpInput { action_type_id: call, kind: None, recipient: "me".into(), user_id: None, days: Some(30), hours: None, at_hour: None };
+        let rel = RelationInput { action_type_id: call, outcome_id: sold, commercial_state_id: Some(customer), follow_up: Some(follow_up), points: 3, closes_parent: false };
+        t.store.set_relation(&a, rel).await.unwrap();
+        let p = party(&t.store, "Mario Rossi", None).await;
+        let act = t.store.create_activity(&agent, todo(p, call, Some(NOW))).await.unwrap();
+        // The ledger vanishes behind the store's back, so its insert fails
+        // after the activity, the party and the follow-up were already
+        // written inside the transaction.
+        t.store.exec_admin("ALTER TABLE points_ledger RENAME TO points_ledger_away").await.unwrap();
+        let err = t.store.complete_activity(&agent, act.id, Some(sold), Some("sold!".into()), NOW).await.unwrap_err();
+        t.store.exec_admin("ALTER TABLE points_ledger_away RENAME TO points_ledger").await.unwrap();
+        assert!(matches!(err, Error::Db(_)), "{err:?} on {}", t.name);
+        let still = t.store.get_activity(&agent, act.id).await.unwrap();
+        assert_eq!((still.done_at, still.outcome_id, still.notes.clone()), (None, None, None));
+        assert_eq!(t.store.get_party(&a, p).await.unwrap().commercial_state_id, None);
+        let q = crm::activities::ActivityQuery { scope: Some("all".into()), party_id: Some(p.0), ..Default::default() };
+        assert_eq!(t.store.list_activities(&a, &q, NOW).await.unwrap().total, 1, "no follow-up");
+        assert_eq!(t.store.history("activity", act.id.0, 5).await.unwrap().len(), 1, "only the creation is logged");
+        assert_eq!(t.store.history("party", p.0, 5).await.unwrap().len(), 1);
+        // With the ledger back, the same completion goes through whole.
+        let done = t.store.complete_activity(&agent, act.id, Some(sold), None, NOW).await.unwrap();
+        assert_eq!((done.points, done.commercial_state_id, done.follow_up.is_some()), (3, Some(customer), true));
+        assert_eq!(t.store.leaderboard(&a, 0, i64::MAX).await.unwrap()[0].points, 3);
+    })
+    .await;
+}
