@@ -326,7 +326,85 @@ impl Vocab {
     }
 }
 
+impl Vocab {
+    /// The column naming this vocabulary in `activities` and
+    /// `outcome_relations`, and the relation's other key column.
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Vocab::ActionTypes => ("action_type_id", "outcome_id"),
+            Vocab::Outcomes => ("outcome_id", "action_type_id"),
+        }
+    }
+}
+
 impl Store {
+    /// "Sostituisci" (seed 004): every activity and relation that names
+    /// `old` names `new` instead, and `old` is switched off. Where `new`
+    /// already has a relation for the same counterpart, `new`'s is kept.
+    /// Returns how many activities changed; each is logged.
+    async fn vocab_replace(&self, actor: &Actor, v: Vocab, old: i64, new: i64) -> Result<u64> {
+        actor.require(Permission::ConfigureOutcomes)?;
+        if old == new {
+            return Err(Error::invalid("new", "must differ from the one replaced"));
+        }
+        let (col, other) = v.columns();
+        let table = v.table();
+        let mut tx = self.begin().await?;
+        for (field, id) in [("old", old), ("new", new)] {
+            let found = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table} WHERE id = $1"))).bind(id).fetch_optional(&mut *tx).await?;
+            if found.is_none() {
+                return Err(Error::invalid(field, format!("no such {}", v.entity().replace('_', " "))));
+            }
+        }
+        let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM activities WHERE {col} = $1 ORDER BY id")))
+            .bind(old)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE activities SET {col} = $1, version = version + 1, updated_at = $2 WHERE {col} = $3")))
+            .bind(new)
+            .bind(now_ms())
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        for id in &ids {
+            crate::oplog::record(&mut tx, actor, "activity", *id, "update", &serde_json::json!({ col: [old, new] })).await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outcome_relations SET {col} = $1 WHERE {col} = $2 \
+             AND {other} NOT IN (SELECT {other} FROM outcome_relations WHERE {col} = $1)"
+        )))
+        .bind(new)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM outcome_relations WHERE {col} = $1"))).bind(old).execute(&mut *tx).await?;
+        if let Vocab::ActionTypes = v {
+            sqlx::query("UPDATE outcome_relations SET followup_action_type_id = $1 WHERE followup_action_type_id = $2")
+                .bind(new)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET active = 0 WHERE id = $1"))).bind(old).execute(&mut *tx).await?;
+        crate::oplog::record(&mut tx, actor, v.entity(), old, "replace", &serde_json::json!({"replaced_by": new, "activities": ids.len(), "active": [true, false]}))
+            .await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Replaces action type `old` by `new` everywhere ("Sostituisci").
+    pub async fn replace_action_type(&self, actor: &Actor, old: ActionTypeId, new: ActionTypeId) -> Result<u64> {
+        self.vocab_replace(actor, Vocab::ActionTypes, old.0, new.0).await
+    }
+
+    /// Replaces outcome `old` by `new` everywhere ("Sostituisci").
+    pub async fn replace_outcome(&self, actor: &Actor, old: OutcomeId, new: OutcomeId) -> Result<u64> {
+        self.vocab_replace(actor, Vocab::Outcomes, old.0, new.0).await
+    }
+
     async fn vocab_create(&self, actor: &Actor, v: Vocab, input: NamedInput, existing_ok: bool) -> Result<(i64, String, bool)> {
         actor.require(Permission::ConfigureOutcomes)?;
         let name = clean_name(&input.name)?;

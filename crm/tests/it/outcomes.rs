@@ -337,3 +337,43 @@ async fn completion_is_one_transaction() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn replace_moves_activities_and_relations() {
+    each_store(|t| async move {
+        let a = system();
+        let (ta, tb) = (t.store.ensure_action_type(&a, "A").await.unwrap(), t.store.ensure_action_type(&a, "B").await.unwrap());
+        let (ox, oy) = (t.store.ensure_outcome(&a, "X").await.unwrap(), t.store.ensure_outcome(&a, "Y").await.unwrap());
+        let rel = |t, o, points, follow: Option<ActionTypeId>| RelationInput {
+            action_type_id: t,
+            outcome_id: o,
+            commercial_state_id: None,
+            follow_up: follow.map(|f| FollowUpInput { action_type_id: f, kind: None, recipient: "me".into(), user_id: None, days: None, hours: Some(1), at_hour: None }),
+            points,
+            closes_parent: false,
+        };
+        t.store.set_relation(&a, rel(ta, ox, 1, None)).await.unwrap();
+        t.store.set_relation(&a, rel(ta, oy, 2, Some(ta))).await.unwrap();
+        t.store.set_relation(&a, rel(tb, ox, 5, None)).await.unwrap();
+        let p = party(&t.store, "Mario Rossi", None).await;
+        let act = t.store.create_activity(&a, todo(p, ta, None)).await.unwrap();
+
+        let agent = user(&t.store, "agent1", "agent").await;
+        assert!(matches!(t.store.replace_action_type(&agent, ta, tb).await, Err(Error::Forbidden)));
+        assert_eq!(t.store.replace_action_type(&a, ta, tb).await.unwrap(), 1, "{}", t.name);
+        assert_eq!(t.store.get_activity(&a, act.id).await.unwrap().action_type_id, tb);
+        let h = t.store.history("activity", act.id.0, 5).await.unwrap();
+        assert_eq!(h[0].changes["action_type_id"], serde_json::json!([ta.0, tb.0]));
+        assert!(t.store.relations(Some(ta)).await.unwrap().is_empty());
+        let rels: Vec<_> = t.store.relations(Some(tb)).await.unwrap().iter().map(|r| (r.outcome_id, r.points, r.follow_up.map(|f| f.action_type_id))).collect();
+        assert_eq!(rels, vec![(ox, 5, None), (oy, 2, Some(tb))], "B keeps its own X; Y moves over, its follow-up renamed");
+        assert!(!t.store.list_action_types().await.unwrap().iter().find(|x| x.id == ta).unwrap().active);
+
+        assert_eq!(t.store.replace_outcome(&a, oy, ox).await.unwrap(), 0);
+        let rels: Vec<_> = t.store.relations(Some(tb)).await.unwrap().iter().map(|r| (r.outcome_id, r.points)).collect();
+        assert_eq!(rels, vec![(ox, 5)]);
+        assert!(matches!(t.store.replace_outcome(&a, ox, ox).await, Err(Error::Invalid(_))));
+        assert!(matches!(t.store.replace_outcome(&a, ox, OutcomeId(999)).await, Err(Error::Invalid(ref f)) if f[0].field == "new"));
+    })
+    .await;
+}
