@@ -362,6 +362,11 @@ impl Endpoint {
         (self.clients.len(), self.servers.len())
     }
 
+    /// The calls in progress (for shutdown).
+    pub fn call_ids(&self) -> Vec<CallId> {
+        self.calls.keys().cloned().collect()
+    }
+
     /// Number of calls in progress.
     pub fn call_count(&self) -> usize {
         self.calls.len()

@@ -1,6 +1,7 @@
 //! SIP signalling for centralino.
 
 pub mod digest;
+pub mod driver;
 pub mod endpoint;
 pub mod framing;
 pub mod msg;

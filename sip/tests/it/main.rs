@@ -7,3 +7,4 @@ mod framing;
 mod core;
 mod parser;
 mod registrar;
+mod sipp;
