@@ -128,11 +128,10 @@ async fn run(socket: UdpSocket, mut ep: Endpoint, mut commands: mpsc::Receiver<C
     let mut deadline: Option<Instant> = None;
     loop {
         flush(&socket, &mut ep, &events).await;
-        if let Some(d) = deadline {
-            if ep.call_count() == 0 || Instant::now() >= d {
+        if let Some(d) = deadline
+            && (ep.call_count() == 0 || Instant::now() >= d) {
                 break;
             }
-        }
         let wake = ep.poll_timeout().map(Instant::from_std);
         let sleep_until = match (wake, deadline) {
             (Some(w), Some(d)) => Some(w.min(d)),

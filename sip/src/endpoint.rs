@@ -684,11 +684,10 @@ impl Endpoint {
             extra.push(hdr("Allow", ALLOW));
         }
         let bytes = self.response(&entry.request, status, tag.as_deref(), extra, body.clone());
-        if status == 200 {
-            if let Some(c) = self.calls.get_mut(id) {
+        if status == 200
+            && let Some(c) = self.calls.get_mut(id) {
                 c.local_sdp = Some(body);
             }
-        }
         self.server_send(now, &key, status, bytes);
         Ok(())
     }
@@ -754,14 +753,12 @@ impl Endpoint {
         let Some(entry) = self.clients.get_mut(&key) else {
             // A 2xx retransmission after the INVITE transaction ended: the
             // dialog resends its ACK (§13.2.2.4).
-            if (200..300).contains(&status) && m.cseq_method == Method::Invite {
-                if let Some(c) = self.calls.get(&m.call_id) {
-                    if let Some(ack) = c.ack.clone() {
+            if (200..300).contains(&status) && m.cseq_method == Method::Invite
+                && let Some(c) = self.calls.get(&m.call_id)
+                    && let Some(ack) = c.ack.clone() {
                         let dest = Self::dialog_dest(c);
                         self.outbox.push_back(Transmit { dest, data: ack });
                     }
-                }
-            }
             return;
         };
         let req = entry.request.clone();
@@ -775,15 +772,14 @@ impl Endpoint {
                 other => self.emit_tx(dest, other),
             }
         }
-        if deliver {
-            if let Some(call) = call {
+        if deliver
+            && let Some(call) = call {
                 match purpose {
                     Purpose::Invite => self.on_invite_response(now, &call, &m, status),
                     Purpose::Bye if status >= 200 => self.end(&call, Outcome::Completed { by_remote: false }, None),
                     _ => {}
                 }
             }
-        }
         self.gc();
     }
 
@@ -892,11 +888,10 @@ impl Endpoint {
                 e.tx.on_ack(now);
             } else if let Some(c) = self.calls.get(&m.call_id) {
                 // ACK for our 2xx: a new transaction, matched by dialog.
-                if let Some(k) = c.server_key.clone() {
-                    if let Some(e) = self.servers.get_mut(&k) {
+                if let Some(k) = c.server_key.clone()
+                    && let Some(e) = self.servers.get_mut(&k) {
                         e.tx.on_ack(now);
                     }
-                }
             }
             self.gc();
             return;
@@ -1146,13 +1141,12 @@ impl Endpoint {
             for o in e.tx.on_timeout(now) {
                 match o {
                     TxOutput::NoAck => {
-                        if let Some(c) = &call {
-                            if self.calls.get(c).is_some_and(|c| c.state == CallState::Established) {
+                        if let Some(c) = &call
+                            && self.calls.get(c).is_some_and(|c| c.state == CallState::Established) {
                                 // §13.3.1.4: no ACK for our 2xx, so end the dialog with BYE.
                                 self.send_bye(now, c);
                                 self.end(c, Outcome::Failed, None);
                             }
-                        }
                     }
                     other => self.emit_tx(dest, other),
                 }

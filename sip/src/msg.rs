@@ -304,11 +304,10 @@ pub fn header_param(v: &str, name: &str) -> Option<Option<String>> {
 
 /// The URI inside a name-addr (`"x" <sip:a@b>;tag=1`) or addr-spec value.
 pub fn header_uri(v: &str) -> &str {
-    if let (Some(a), Some(b)) = (v.find('<'), v.find('>')) {
-        if a < b {
+    if let (Some(a), Some(b)) = (v.find('<'), v.find('>'))
+        && a < b {
             return v[a + 1..b].trim();
         }
-    }
     v.split(';').next().unwrap_or("").trim()
 }
 

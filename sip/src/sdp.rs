@@ -61,15 +61,12 @@ pub fn parse(sdp: &[u8]) -> Option<Media> {
                 let _proto = it.next();
                 pts = it.filter_map(|p| p.parse().ok()).collect();
             }
-        } else if in_audio {
-            if let Some(r) = line.strip_prefix("a=rtpmap:") {
-                if let Some((pt, enc)) = r.split_once(' ') {
-                    if enc.to_ascii_lowercase().starts_with("telephone-event/8000") {
+        } else if in_audio
+            && let Some(r) = line.strip_prefix("a=rtpmap:")
+                && let Some((pt, enc)) = r.split_once(' ')
+                    && enc.to_ascii_lowercase().starts_with("telephone-event/8000") {
                         te = pt.parse().ok();
                     }
-                }
-            }
-        }
     }
     let port = port?;
     let addr = media_ip.or(session_ip).map(|ip| SocketAddr::new(ip, port));

@@ -167,8 +167,8 @@ impl ClientTx {
             out.push(TxOutput::Timeout);
             return out;
         }
-        if let Some(at) = self.retransmit_at {
-            if at <= now {
+        if let Some(at) = self.retransmit_at
+            && at <= now {
                 out.push(TxOutput::Transmit(self.request.clone()));
                 // Timer A doubles without cap for INVITE; timer E doubles up to T2.
                 self.interval = if self.invite { self.interval * 2 } else { (self.interval * 2).min(self.timers.t2) };
@@ -177,7 +177,6 @@ impl ClientTx {
                 }
                 self.retransmit_at = Some(now + self.interval);
             }
-        }
         out
     }
 
@@ -302,8 +301,8 @@ impl ServerTx {
             self.retransmit_at = None;
             return out;
         }
-        if let Some(at) = self.retransmit_at {
-            if at <= now {
+        if let Some(at) = self.retransmit_at
+            && at <= now {
                 if let Some(r) = &self.last_response {
                     out.push(TxOutput::Transmit(r.clone()));
                 }
@@ -311,7 +310,6 @@ impl ServerTx {
                 self.interval = (self.interval * 2).min(self.timers.t2);
                 self.retransmit_at = Some(now + self.interval);
             }
-        }
         out
     }
 

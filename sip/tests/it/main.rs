@@ -1,7 +1,8 @@
 //! The one integration-test binary of the `sip` crate: parser and digest
-#![allow(clippy::unwrap_used)]
 //! tables, the sans-IO core driven with injected time, bad input, and
 //! interop against real sipp.
+
+#![allow(clippy::unwrap_used)]
 
 mod digest;
 mod framing;
