@@ -3,6 +3,7 @@
 //! from the handlers' annotations (served at `/api/openapi.json`).
 
 pub mod parties;
+pub mod sales;
 pub mod session;
 pub mod users;
 
@@ -19,9 +20,14 @@ use utoipa::OpenApi;
         users::list, users::create, users::get, users::list_teams, users::create_team,
         parties::search, parties::create, parties::get, parties::update, parties::delete,
         parties::history, parties::set_consent, parties::by_phone, parties::by_email,
+        sales::list_deals, sales::create_deal, sales::get_deal, sales::update_deal, sales::delete_deal, sales::deal_history,
+        sales::list_rules, sales::create_rule,
+        sales::list_activities, sales::create_activity, sales::get_activity, sales::update_activity, sales::delete_activity,
+        sales::complete_activity, sales::graph, sales::create_action_type, sales::create_outcome, sales::create_state,
+        sales::set_relation, sales::remove_relation, sales::leaderboard,
     ),
     components(schemas(crate::error::Problem)),
-    tags((name = "session"), (name = "users"), (name = "parties"))
+    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"))
 )]
 pub struct ApiDoc;
 
@@ -40,4 +46,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/parties/{id}/consents/{channel}", put(parties::set_consent))
         .route("/api/lookup/phone/{number}", get(parties::by_phone))
         .route("/api/lookup/email/{email}", get(parties::by_email))
+        .route("/api/deals", get(sales::list_deals).post(sales::create_deal))
+        .route("/api/deals/{id}", get(sales::get_deal).patch(sales::update_deal).delete(sales::delete_deal))
+        .route("/api/deals/{id}/history", get(sales::deal_history))
+        .route("/api/assignment-rules", get(sales::list_rules).post(sales::create_rule))
+        .route("/api/activities", get(sales::list_activities).post(sales::create_activity))
+        .route("/api/activities/{id}", get(sales::get_activity).patch(sales::update_activity).delete(sales::delete_activity))
+        .route("/api/activities/{id}/complete", post(sales::complete_activity))
+        .route("/api/outcome-graph", get(sales::graph))
+        .route("/api/action-types", post(sales::create_action_type))
+        .route("/api/outcomes", post(sales::create_outcome))
+        .route("/api/commercial-states", post(sales::create_state))
+        .route("/api/relations", put(sales::set_relation))
+        .route("/api/relations/{action_type_id}/{outcome_id}", axum::routing::delete(sales::remove_relation))
+        .route("/api/leaderboard", get(sales::leaderboard))
 }
