@@ -121,6 +121,63 @@ fn party(rng: &mut StdRng, i: usize, owners: &[UserId]) -> PartyInput {
     }
 }
 
+/// Deals on about a sixth of the parties and an agenda of calls and
+/// appointments around today, on the default telemarketing outcome graph.
+async fn demo_sales(store: &Store, rng: &mut StdRng, parties: &[(crm::PartyId, Option<UserId>)]) -> anyhow::Result<()> {
+    let sys = Actor::system();
+    store.install_default_graph(&sys).await?;
+    let types = store.list_action_types().await?;
+    let type_id = |name: &str| types.iter().find(|t| t.name == name).map(|t| t.id);
+    let (Some(call), Some(meeting)) = (type_id("Call"), type_id("Meeting")) else {
+        anyhow::bail!("the default outcome graph lacks Call or Meeting");
+    };
+    let now = crm::now_ms();
+    const PRODUCTS: &[&str] = &["gym membership", "home insurance", "solar panels", "fibre broadband"];
+    for (i, (party, owner)) in parties.iter().enumerate() {
+        if i % 6 == 0 {
+            let phase = ["lead", "potential", "opportunity"][rng.random_range(0..3)];
+            store
+                .create_deal(
+                    &sys,
+                    crm::deals::DealInput {
+                        party_id: *party,
+                        title: format!("{} offer", PRODUCTS[i % PRODUCTS.len()]),
+                        phase: Some(phase.into()),
+                        value_cents: Some(rng.random_range(50..5000) * 1000),
+                        probability: Some(rng.random_range(10..90)),
+                        expected_close_at: Some(now + rng.random_range(1..90) * 86_400_000),
+                        product: Some(PRODUCTS[i % PRODUCTS.len()].into()),
+                        zone: None,
+                        owner_id: *owner,
+                        notes: None,
+                    },
+                )
+                .await?;
+        }
+        if i % 4 == 0 {
+            let (kind, ty) = if rng.random_bool(0.7) { ("call", call) } else { ("appointment", meeting) };
+            let due = now + rng.random_range(-2 * 86_400..7 * 86_400) * 1000;
+            store
+                .create_activity(
+                    &sys,
+                    crm::activities::ActivityInput {
+                        kind: kind.into(),
+                        party_id: *party,
+                        action_type_id: ty,
+                        deal_id: None,
+                        owner_id: *owner,
+                        subject: None,
+                        notes: None,
+                        due_at: Some(due),
+                        parent_activity_id: None,
+                    },
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The demo accounts: (username, role, team).
 const DEMO_USERS: &[(&str, &str, Option<&str>)] = &[
     ("admin", "admin", None),
@@ -170,15 +227,17 @@ pub async fn populate(store: &Store, parties: usize) -> anyhow::Result<Vec<(Stri
     let bar = ProgressBar::new(parties as u64);
     bar.set_style(ProgressStyle::with_template("demo parties {bar:40} {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let mut rng = StdRng::seed_from_u64(2026);
+    let mut made = Vec::with_capacity(parties);
     for i in 0..parties {
         let input = party(&mut rng, i, &owners);
         match store.create_party(&sys, input).await {
-            Ok(_) => {}
+            Ok(p) => made.push((p.id, p.owner_id)),
             Err(crm::Error::Invalid(f)) => tracing::debug!(?f, "skipped an invalid generated party"),
             Err(e) => return Err(e.into()),
         }
         bar.inc(1);
     }
     bar.finish();
+    demo_sales(store, &mut rng, &made).await?;
     Ok(creds)
 }
