@@ -2,6 +2,7 @@
 //! [`router`] wires them, and [`ApiDoc`] is the OpenAPI document generated
 //! from the handlers' annotations (served at `/api/openapi.json`).
 
+pub mod data;
 pub mod parties;
 pub mod sales;
 pub mod session;
@@ -25,9 +26,11 @@ use utoipa::OpenApi;
         sales::list_activities, sales::create_activity, sales::get_activity, sales::update_activity, sales::delete_activity,
         sales::complete_activity, sales::graph, sales::create_action_type, sales::create_outcome, sales::create_state,
         sales::set_relation, sales::remove_relation, sales::leaderboard,
+        data::lists, data::create_list, data::get_list, data::update_list, data::delete_list, data::members, data::add_members,
+        data::freeze, data::preview, data::duplicates, data::scan, data::merge, data::dismiss, data::import,
     ),
     components(schemas(crate::error::Problem)),
-    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"))
+    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"))
 )]
 pub struct ApiDoc;
 
@@ -60,4 +63,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/relations", put(sales::set_relation))
         .route("/api/relations/{action_type_id}/{outcome_id}", axum::routing::delete(sales::remove_relation))
         .route("/api/leaderboard", get(sales::leaderboard))
+        .route("/api/lists", get(data::lists).post(data::create_list))
+        .route("/api/lists/preview", post(data::preview))
+        .route("/api/lists/{id}", get(data::get_list).patch(data::update_list).delete(data::delete_list))
+        .route("/api/lists/{id}/members", get(data::members).post(data::add_members))
+        .route("/api/lists/{id}/freeze", post(data::freeze))
+        .route("/api/parties/{id}/duplicates", get(data::duplicates))
+        .route("/api/parties/merge", post(data::merge))
+        .route("/api/duplicates/scan", post(data::scan))
+        .route("/api/duplicates/dismiss", post(data::dismiss))
+        .route("/api/import/parties", post(data::import))
 }

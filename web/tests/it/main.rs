@@ -3,5 +3,6 @@
 //! `CENTRALINO_TEST_PG` is set) and talks to it over real HTTP.
 
 mod api;
+mod data;
 mod harness;
 mod sales;
