@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: starts the real peers it needs on loopback
-# (PostgreSQL now; more as features land), runs every test of the workspace
+# (PostgreSQL, Dovecot, Postfix; sipp installed), runs every test of the workspace
 # against SQLite and PostgreSQL, and stops the peers again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +9,7 @@ cleanup() { scripts/peers.sh stop "$PEERS" || true; rm -rf "$PEERS"; }
 trap cleanup EXIT
 eval "$(scripts/peers.sh start "$PEERS")"
 export CENTRALINO_REQUIRE_PG=1
+# The mail and SIP tests skip without their peers unless this says they
+# were started (then a missing peer is a failure).
+export CENTRALINO_REQUIRE_PEERS=1
 cargo test --workspace --locked "$@"
