@@ -27,6 +27,7 @@ pub mod oplog;
 pub mod outcomes;
 pub mod parties;
 pub mod store;
+pub mod tickets;
 pub mod types;
 
 pub use auth::{Actor, Role, Scope};

@@ -1,0 +1,584 @@
+//! Tickets and their history: creation, the message thread (in, out,
+//! internal notes), the event log of every action, queues, replies, reason
+//! codes ("causali") and split tickets.
+//!
+//! Visibility follows the assigned operator (`assignee_id`) as the owner:
+//! unassigned tickets are the shared pool every desk worker sees.
+
+use super::*;
+use crate::auth::Actor;
+use crate::error::Problems;
+use crate::store::{Store, b};
+use crate::types::{EmailAddress, PartyId, TeamId, UserId};
+use sqlx::Row;
+
+/// A ticket as the API and the console see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    pub no: TicketNo,
+    pub centre_id: ServiceCentreId,
+    pub subject: String,
+    pub requester_id: Option<PartyId>,
+    pub requester_email: Option<EmailAddress>,
+    pub state: TicketState,
+    pub priority: Priority,
+    pub product: Option<String>,
+    pub topic: Option<String>,
+    pub category: Option<String>,
+    pub assignee_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
+    pub parent: Option<TicketNo>,
+    pub children: Vec<TicketNo>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub first_response_at: Option<Millis>,
+    pub last_customer_at: Option<Millis>,
+    pub last_agent_at: Option<Millis>,
+    pub state_changed_at: Millis,
+    pub solved_at: Option<Millis>,
+    pub closed_at: Option<Millis>,
+    pub first_response_due: Option<Millis>,
+    pub next_update_due: Option<Millis>,
+    pub resolution_due: Option<Millis>,
+    pub version: i64,
+}
+
+/// One message of a ticket's thread.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TicketMessage {
+    pub id: MessageRowId,
+    pub direction: Direction,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub is_auto: bool,
+    pub flags: Vec<String>,
+    pub author_id: Option<UserId>,
+    pub party_id: Option<PartyId>,
+    pub outbox_id: Option<OutboxId>,
+    /// For outgoing mail: queued, sent or failed.
+    pub send_status: Option<String>,
+    pub attachments: Vec<AttachmentInfo>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AttachmentInfo {
+    pub id: i64,
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// One action in a ticket's history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TicketEvent {
+    pub id: i64,
+    pub at: Millis,
+    pub actor_id: Option<UserId>,
+    pub action: String,
+    pub reason_code_id: Option<ReasonCodeId>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// A ticket with its full history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TicketDetail {
+    pub ticket: Ticket,
+    pub messages: Vec<TicketMessage>,
+    pub events: Vec<TicketEvent>,
+}
+
+/// A ticket opened by hand (phone, counter) rather than by mail.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketInput {
+    pub centre_id: ServiceCentreId,
+    pub subject: String,
+    #[serde(default)]
+    pub requester_id: Option<PartyId>,
+    #[serde(default)]
+    pub requester_email: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    /// The first message (the customer's request as taken down).
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// A change of ticket fields; absent fields are left alone.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPatch {
+    pub version: i64,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// A queue view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    /// Assigned to me.
+    Mine,
+    /// Assigned to a team I belong to or lead (and not to me).
+    MyGroups,
+    /// Nobody's yet.
+    Unassigned,
+    /// Everything I can see.
+    All,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct QueueQuery {
+    /// `mine`, `my_groups`, `unassigned` or `all` (default `mine`).
+    pub queue: Option<String>,
+    /// Include solved and closed tickets.
+    pub include_done: Option<bool>,
+    pub centre_id: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// A reply to the customer (queued for the mail side) or an internal note.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyInput {
+    pub text: String,
+    #[serde(default)]
+    pub html: Option<String>,
+    /// Extra recipients on copy.
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// Write to someone else than the requester (a consultant).
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// An internal note: recorded, never sent.
+    #[serde(default)]
+    pub internal: bool,
+    /// The state after replying (e.g. `pending` to wait for the customer).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+pub(crate) struct NewTicket {
+    pub centre: ServiceCentreId,
+    pub subject: String,
+    pub requester: Option<PartyId>,
+    pub requester_email: Option<EmailAddress>,
+    pub priority: Priority,
+    pub product: Option<String>,
+    pub topic: Option<String>,
+    pub category: Option<CategoryPath>,
+    pub assignee: Option<UserId>,
+    pub team: Option<TeamId>,
+    pub parent: Option<TicketNo>,
+    pub split_from_message: Option<MessageRowId>,
+}
+
+pub(crate) struct NewMessage {
+    pub ticket: TicketNo,
+    pub direction: Direction,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub from: Option<EmailAddress>,
+    pub from_name: Option<String>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub raw_id: Option<RawMailId>,
+    pub outbox_id: Option<OutboxId>,
+    pub is_auto: bool,
+    pub flags: Vec<String>,
+    pub author: Option<UserId>,
+    pub party: Option<PartyId>,
+}
+
+pub(crate) async fn insert_ticket(tx: &mut Tx, actor: &Actor, t: &NewTicket, now: Millis) -> Result<TicketNo> {
+    let row = sqlx::query(
+        "INSERT INTO tickets (centre_id, subject, requester_id, requester_email, state, priority, product, topic, category, assignee_id, \
+         team_id, parent_id, split_from_message, created_at, updated_at, state_changed_at) \
+         VALUES ($1, $2, $3, $4, 'new', $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13) RETURNING id",
+    )
+    .bind(t.centre.0)
+    .bind(&t.subject)
+    .bind(t.requester.map(|p| p.0))
+    .bind(t.requester_email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(t.priority.as_str())
+    .bind(t.product.as_deref())
+    .bind(t.topic.as_deref())
+    .bind(t.category.as_ref().map(|c| c.as_str().to_string()))
+    .bind(t.assignee.map(|u| u.0))
+    .bind(t.team.map(|u| u.0))
+    .bind(t.parent.map(TicketNo::get))
+    .bind(t.split_from_message.map(|m| m.0))
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let no = TicketNo::new(row.try_get("id")?).ok_or(bad_row("ticket"))?;
+    let details = serde_json::json!({"subject": t.subject, "centre_id": t.centre.0, "priority": t.priority, "parent": t.parent});
+    add_event(tx, no, actor.log_id(), "created", None, &details, now).await?;
+    crate::oplog::record(tx, actor, "ticket", no.get(), "create", &details).await?;
+    Ok(no)
+}
+
+pub(crate) async fn insert_message(tx: &mut Tx, m: &NewMessage, now: Millis) -> Result<MessageRowId> {
+    let row = sqlx::query(
+        "INSERT INTO ticket_messages (ticket_id, direction, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, body_text, body_html, raw_id, outbox_id, is_auto, flags, author_id, party_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+    )
+    .bind(m.ticket.get())
+    .bind(m.direction.as_str())
+    .bind(m.message_id.as_deref())
+    .bind(m.in_reply_to.as_deref())
+    .bind(to_json(&m.references))
+    .bind(m.from.as_ref().map(|e| e.as_str().to_string()))
+    .bind(m.from_name.as_deref())
+    .bind(to_json(&m.to))
+    .bind(to_json(&m.cc))
+    .bind(&m.subject)
+    .bind(&m.text)
+    .bind(m.html.as_deref())
+    .bind(m.raw_id.map(|r| r.0))
+    .bind(m.outbox_id.map(|r| r.0))
+    .bind(i64::from(m.is_auto))
+    .bind(to_json(&m.flags))
+    .bind(m.author.map(|u| u.0))
+    .bind(m.party.map(|p| p.0))
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = MessageRowId(row.try_get("id")?);
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2").bind(now).bind(m.ticket.get()).execute(&mut **tx).await?;
+    Ok(id)
+}
+
+/// Appends one action to a ticket's history.
+pub(crate) async fn add_event(
+    tx: &mut Tx,
+    ticket: TicketNo,
+    actor_id: Option<i64>,
+    action: &str,
+    reason: Option<ReasonCodeId>,
+    details: &serde_json::Value,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query("INSERT INTO ticket_events (ticket_id, at, actor_id, action, reason_code_id, details) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(ticket.get())
+        .bind(now)
+        .bind(actor_id)
+        .bind(action)
+        .bind(reason.map(|r| r.0))
+        .bind(details.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A customer wrote: note when, and reopen a pending or solved ticket.
+pub(crate) async fn on_customer_message(tx: &mut Tx, ticket: TicketNo, created: bool, now: Millis) -> Result<()> {
+    sqlx::query("UPDATE tickets SET last_customer_at = $1 WHERE id = $2").bind(now).bind(ticket.get()).execute(&mut **tx).await?;
+    if !created {
+        let t = load_ticket(tx, ticket).await?;
+        if matches!(t.state, TicketState::Pending | TicketState::Solved) {
+            set_state_tx(tx, &t, TicketState::Open, None, None, now).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) const TICKET_COLS: &str = "id, centre_id, subject, requester_id, requester_email, state, priority, product, topic, category, \
+    assignee_id, team_id, parent_id, created_at, updated_at, first_response_at, last_customer_at, last_agent_at, state_changed_at, \
+    solved_at, closed_at, first_response_due, next_update_due, resolution_due, version";
+
+pub(crate) fn ticket_from_row(r: &sqlx::any::AnyRow) -> Result<Ticket> {
+    Ok(Ticket {
+        no: TicketNo::new(r.try_get("id")?).ok_or(bad_row("ticket"))?,
+        centre_id: ServiceCentreId(r.try_get("centre_id")?),
+        subject: r.try_get("subject")?,
+        requester_id: r.try_get::<Option<i64>, _>("requester_id")?.map(PartyId),
+        requester_email: r.try_get::<Option<String>, _>("requester_email")?.and_then(|e| EmailAddress::parse(&e).ok()),
+        state: TicketState::parse(&r.try_get::<String, _>("state")?).map_err(|_| bad_row("ticket state"))?,
+        priority: Priority::parse(&r.try_get::<String, _>("priority")?).map_err(|_| bad_row("ticket priority"))?,
+        product: r.try_get("product")?,
+        topic: r.try_get("topic")?,
+        category: r.try_get("category")?,
+        assignee_id: r.try_get::<Option<i64>, _>("assignee_id")?.map(UserId),
+        team_id: r.try_get::<Option<i64>, _>("team_id")?.map(TeamId),
+        parent: r.try_get::<Option<i64>, _>("parent_id")?.and_then(TicketNo::new),
+        children: Vec::new(),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        first_response_at: r.try_get("first_response_at")?,
+        last_customer_at: r.try_get("last_customer_at")?,
+        last_agent_at: r.try_get("last_agent_at")?,
+        state_changed_at: r.try_get("state_changed_at")?,
+        solved_at: r.try_get("solved_at")?,
+        closed_at: r.try_get("closed_at")?,
+        first_response_due: r.try_get("first_response_due")?,
+        next_update_due: r.try_get("next_update_due")?,
+        resolution_due: r.try_get("resolution_due")?,
+        version: r.try_get("version")?,
+    })
+}
+
+pub(crate) async fn load_ticket(conn: &mut sqlx::AnyConnection, no: TicketNo) -> Result<Ticket> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1")))
+        .bind(no.get())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::NotFound("ticket"))?;
+    let mut t = ticket_from_row(&r)?;
+    let kids = sqlx::query("SELECT id FROM tickets WHERE parent_id = $1 ORDER BY id").bind(no.get()).fetch_all(&mut *conn).await?;
+    t.children = kids.iter().filter_map(|r| r.try_get::<i64, _>("id").ok()).filter_map(TicketNo::new).collect();
+    Ok(t)
+}
+
+/// Changes the state, stamping the times that depend on it, with an event.
+pub(crate) async fn set_state_tx(
+    tx: &mut Tx,
+    t: &Ticket,
+    to: TicketState,
+    actor_id: Option<i64>,
+    reason: Option<ReasonCodeId>,
+    now: Millis,
+) -> Result<()> {
+    if t.state == to {
+        return Ok(());
+    }
+    let solved = if to == TicketState::Solved { Some(now) } else if to.is_done() { t.solved_at.or(Some(now)) } else { None };
+    let closed = if to == TicketState::Closed { Some(now) } else { None };
+    sqlx::query(
+        "UPDATE tickets SET state = $1, state_changed_at = $2, solved_at = $3, closed_at = $4, updated_at = $2, version = version + 1 WHERE id = $5",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(solved)
+    .bind(closed)
+    .bind(t.no.get())
+    .execute(&mut **tx)
+    .await?;
+    add_event(tx, t.no, actor_id, "state", reason, &serde_json::json!({"from": t.state, "to": to}), now).await?;
+    if to == TicketState::Solved {
+        sla::record_resolution(tx, t, now).await?;
+        feedback::request_feedback(tx, t.no, now).await?;
+    }
+    if to == TicketState::Closed {
+        rules::notify(tx, t.no, rules::Trigger::Closed, now).await?;
+    }
+    if to == TicketState::Solved {
+        rules::notify(tx, t.no, rules::Trigger::Solved, now).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Loads a ticket the actor may see.
+    pub async fn get_ticket(&self, actor: &Actor, no: TicketNo) -> Result<Ticket> {
+        require_desk(actor)?;
+        let mut conn = self.read.acquire().await?;
+        let t = load_ticket(&mut conn, no).await?;
+        actor.check_sees(t.assignee_id)?;
+        Ok(t)
+    }
+
+    /// A ticket with every message and every action, oldest first.
+    pub async fn ticket_detail(&self, actor: &Actor, no: TicketNo) -> Result<TicketDetail> {
+        let ticket = self.get_ticket(actor, no).await?;
+        let rows = sqlx::query(
+            "SELECT m.id, m.direction, m.message_id, m.in_reply_to, m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.body_text, \
+             m.body_html, m.is_auto, m.flags, m.author_id, m.party_id, m.outbox_id, o.status AS send_status, m.created_at \
+             FROM ticket_messages m LEFT JOIN mail_outbox o ON o.id = m.outbox_id WHERE m.ticket_id = $1 ORDER BY m.id",
+        )
+        .bind(no.get())
+        .fetch_all(&self.read)
+        .await?;
+        let atts = sqlx::query(
+            "SELECT a.id, a.message_row_id, a.filename, a.content_type, a.size FROM ticket_attachments a \
+             JOIN ticket_messages m ON m.id = a.message_row_id WHERE m.ticket_id = $1 ORDER BY a.id",
+        )
+        .bind(no.get())
+        .fetch_all(&self.read)
+        .await?;
+        let mut messages = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let mut attachments = Vec::new();
+            for a in &atts {
+                if a.try_get::<i64, _>("message_row_id")? == id {
+                    attachments.push(AttachmentInfo {
+                        id: a.try_get("id")?,
+                        filename: a.try_get("filename")?,
+                        content_type: a.try_get("content_type")?,
+                        size: a.try_get("size")?,
+                    });
+                }
+            }
+            messages.push(TicketMessage {
+                id: MessageRowId(id),
+                direction: Direction::parse(&r.try_get::<String, _>("direction")?).map_err(|_| bad_row("direction"))?,
+                message_id: r.try_get("message_id")?,
+                in_reply_to: r.try_get("in_reply_to")?,
+                from: r.try_get("from_addr")?,
+                from_name: r.try_get("from_name")?,
+                to: json_list(&r.try_get::<String, _>("to_addrs")?),
+                cc: json_list(&r.try_get::<String, _>("cc_addrs")?),
+                subject: r.try_get("subject")?,
+                text: r.try_get("body_text")?,
+                html: r.try_get("body_html")?,
+                is_auto: b(r.try_get("is_auto")?),
+                flags: json_list(&r.try_get::<String, _>("flags")?),
+                author_id: r.try_get::<Option<i64>, _>("author_id")?.map(UserId),
+                party_id: r.try_get::<Option<i64>, _>("party_id")?.map(PartyId),
+                outbox_id: r.try_get::<Option<i64>, _>("outbox_id")?.map(OutboxId),
+                send_status: r.try_get("send_status")?,
+                attachments,
+                created_at: r.try_get("created_at")?,
+            });
+        }
+        let evs = sqlx::query("SELECT id, at, actor_id, action, reason_code_id, details FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+            .bind(no.get())
+            .fetch_all(&self.read)
+            .await?;
+        let events = evs
+            .iter()
+            .map(|r| {
+                Ok(TicketEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor_id: r.try_get::<Option<i64>, _>("actor_id")?.map(UserId),
+                    action: r.try_get("action")?,
+                    reason_code_id: r.try_get::<Option<i64>, _>("reason_code_id")?.map(ReasonCodeId),
+                    details: serde_json::from_str(&r.try_get::<String, _>("details")?).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TicketDetail { ticket, messages, events })
+    }
+
+    /// The content of one attachment of a ticket the actor may see.
+    pub async fn ticket_attachment(&self, actor: &Actor, no: TicketNo, id: i64) -> Result<(AttachmentInfo, Vec<u8>)> {
+        self.get_ticket(actor, no).await?;
+        let r = sqlx::query(
+            "SELECT a.id, a.filename, a.content_type, a.size, a.data FROM ticket_attachments a \
+             JOIN ticket_messages m ON m.id = a.message_row_id WHERE a.id = $1 AND m.ticket_id = $2",
+        )
+        .bind(id)
+        .bind(no.get())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(Error::NotFound("attachment"))?;
+        Ok((
+            AttachmentInfo { id, filename: r.try_get("filename")?, content_type: r.try_get("content_type")?, size: r.try_get("size")? },
+            r.try_get("data")?,
+        ))
+    }
+
+    /// Opens a ticket by hand.
+    pub async fn create_ticket(&self, actor: &Actor, input: TicketInput, now: Millis) -> Result<Ticket> {
+        require_desk(actor)?;
+        let mut p = Problems::default();
+        let subject = input.subject.trim().to_string();
+        if subject.is_empty() || subject.len() > 500 {
+            p.push("subject", "1–500 characters");
+        }
+        let priority = match &input.priority {
+            Some(s) => p.check("priority", Priority::parse(s)),
+            None => Some(Priority::Normal),
+        };
+        let category = match &input.category {
+            Some(s) => p.check("category", CategoryPath::parse(s)),
+            None => None,
+        };
+        let email = match &input.requester_email {
+            Some(s) => p.check("requester_email", EmailAddress::parse(s)),
+            None => None,
+        };
+        let centre = match self.get_centre(input.centre_id).await {
+            Ok(c) => Some(c),
+            Err(Error::NotFound(_)) => {
+                p.push("centre_id", "no such centre");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(r) = input.requester_id {
+            if sqlx::query("SELECT 1 FROM parties WHERE id = $1").bind(r.0).fetch_optional(&self.read).await?.is_none() {
+                p.push("requester_id", "no such party");
+            }
+        }
+        p.finish()?;
+        let Some(centre) = centre else { return Err(Error::invalid("centre_id", "no such centre")) };
+        let mut tx = self.begin().await?;
+        let new = NewTicket {
+            centre: centre.id,
+            subject: subject.clone(),
+            requester: input.requester_id,
+            requester_email: email.clone(),
+            priority: priority.unwrap_or(Priority::Normal),
+            product: input.product.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            topic: input.topic.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            category,
+            assignee: None,
+            team: centre.team_id,
+            parent: None,
+            split_from_message: None,
+        };
+        let no = insert_ticket(&mut tx, actor, &new, now).await?;
+        if let Some(text) = input.text.filter(|t| !t.trim().is_empty()) {
+            let m = NewMessage {
+                ticket: no,
+                direction: Direction::In,
+                message_id: None,
+                in_reply_to: None,
+                references: vec![],
+                from: email,
+                from_name: None,
+                to: vec![],
+                cc: vec![],
+                subject,
+                text,
+                html: None,
+                raw_id: None,
+                outbox_id: None,
+                is_auto: false,
+                flags: vec!["manual".into()],
+                author: actor.log_id().map(UserId),
+                party: input.requester_id,
+            };
+            insert_message(&mut tx, &m, now).await?;
+            on_customer_message(&mut tx, no, true, now).await?;
+        }
+        rules::on_ticket_created(&mut tx, no, now).await?;
+        sla::refresh_dues(&mut tx, no, now).await?;
+        rules::notify(&mut tx, no, rules::Trigger::Created, now).await?;
+        tx.commit().await?;
+        let mut conn = self.read.acquire().await?;
+        load_ticket(&mut conn, no).await
+    }
+}

@@ -1,0 +1,1 @@
+//! The knowledge base: articles from tickets or by hand, full-text search.
