@@ -174,7 +174,7 @@ impl Store {
             let sql = format!(
                 "SELECT {CARD_COLS} FROM parties p WHERE p.merged_into IS NULL AND {} AND p.id IN ({})",
                 actor.owner_filter("p.owner_id"),
-                crate::import::placeholders(0, part.len())
+                crate::import::in_list(self.backend, part.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in part {

@@ -49,16 +49,48 @@ pub struct ImportMapping {
 impl ImportMapping {
     /// Maps every header that names a field (case-insensitive) to it and
     /// ignores the others.
+    /// Common Italian and English headers (`Cognome`, `Cellulare`,
+    /// `E-mail`, `Ragione sociale`…) are recognised too.
     pub fn auto<S: AsRef<str>>(headers: &[S]) -> ImportMapping {
         let columns = headers
             .iter()
             .map(|h| h.as_ref().trim())
-            .filter(|h| Target::parse(h).is_ok())
-            .map(|h| (h.to_string(), h.to_lowercase()))
+            .filter_map(|h| {
+                let lower = h.to_lowercase();
+                let field = SYNONYMS.iter().find(|(alias, _)| *alias == lower).map(|(_, f)| f.to_string()).unwrap_or(lower);
+                Target::parse(&field).ok().filter(|t| *t != Target::Ignore).map(|_| (h.to_string(), field))
+            })
             .collect();
         ImportMapping { columns }
     }
 }
+
+/// Header spellings that [`ImportMapping::auto`] maps to a field.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("nome", "first_name"),
+    ("first name", "first_name"),
+    ("firstname", "first_name"),
+    ("cognome", "last_name"),
+    ("last name", "last_name"),
+    ("lastname", "last_name"),
+    ("surname", "last_name"),
+    ("ragione sociale", "company"),
+    ("azienda", "company"),
+    ("società", "company"),
+    ("societa", "company"),
+    ("telefono", "phone"),
+    ("tel", "phone"),
+    ("telephone", "phone"),
+    ("cellulare", "mobile"),
+    ("cell", "mobile"),
+    ("e-mail", "email"),
+    ("mail", "email"),
+    ("città", "city"),
+    ("citta", "city"),
+    ("comune", "city"),
+    ("zona", "zone"),
+    ("note", "notes"),
+];
 
 /// What to do with a row that refers to a party already in the store (or
 /// earlier in the same file).
@@ -386,8 +418,25 @@ fn sniff_delimiter(head: &[u8]) -> u8 {
 const ROWS_PER_STATEMENT: usize = 500;
 const IN_LIST_MAX: usize = 5_000;
 
-/// `INSERT INTO … (cols) VALUES ($1,…),(…)` for `rows` rows of `ncols`.
-pub(crate) fn values_sql(head: &str, ncols: usize, rows: usize, tail: &str) -> String {
+/// SQLite looks up a numbered parameter (`$7`) by walking the list of every
+/// parameter name in the statement, and sqlx does that once per bound value,
+/// so a statement with thousands of `$N` binds costs quadratic time (it made
+/// the import twenty times slower). Anonymous `?` parameters have no name to
+/// look up. On SQLite the wide statements below therefore use `?`, bound
+/// strictly in textual order; PostgreSQL needs `$N`.
+fn placeholder(backend: Backend, n: usize, sql: &mut String) {
+    match backend {
+        Backend::Sqlite => sql.push('?'),
+        Backend::Postgres => {
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+    }
+}
+
+/// `INSERT INTO … (cols) VALUES (…),(…) tail` for `rows` rows of `ncols`;
+/// the statement must have no other parameters.
+pub(crate) fn values_sql(backend: Backend, head: &str, ncols: usize, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + rows * ncols * 6 + tail.len() + 16);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -402,8 +451,7 @@ pub(crate) fn values_sql(head: &str, ncols: usize, rows: usize, tail: &str) -> S
                 sql.push(',');
             }
             n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            placeholder(backend, n, &mut sql);
         }
         sql.push(')');
     }
@@ -412,7 +460,21 @@ pub(crate) fn values_sql(head: &str, ncols: usize, rows: usize, tail: &str) -> S
     sql
 }
 
-/// `$a,$b,…` for an IN list starting after `start` parameters.
+/// The placeholders of an IN list of `n` values in a statement that has no
+/// other parameters (see [`values_sql`] for why SQLite gets `?`).
+pub(crate) fn in_list(backend: Backend, n: usize) -> String {
+    let mut sql = String::with_capacity(n * 6);
+    for i in 1..=n {
+        if i > 1 {
+            sql.push(',');
+        }
+        placeholder(backend, i, &mut sql);
+    }
+    sql
+}
+
+/// `$a,$b,…` for an IN list after `start` other numbered parameters; only
+/// for short lists (a few hundred values), see [`values_sql`].
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start + 1..=start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
 }
@@ -448,6 +510,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
     let rows: Vec<(PartyId, &ValidParty)> = ids.iter().copied().zip(parties.iter().copied()).collect();
     for batch in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = values_sql(
+            backend,
             "INSERT INTO parties (id, kind, name, first_name, last_name, company_id, stage, commercial_state_id, owner_id, city, zone, \
              do_not_call, notes, version, created_at, updated_at)",
             16,
@@ -481,7 +544,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
         .flat_map(|(id, v)| v.phones.iter().enumerate().map(move |(i, p)| (id.0, p.number.as_str(), p.kind.as_str(), i as i64)))
         .collect();
     for batch in phones.chunks(ROWS_PER_STATEMENT * 2) {
-        let sql = values_sql("INSERT INTO party_phones (party_id, e164, kind, position)", 4, batch.len(), "");
+        let sql = values_sql(backend, "INSERT INTO party_phones (party_id, e164, kind, position)", 4, batch.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, n, k, pos) in batch {
             q = q.bind(*id).bind(*n).bind(*k).bind(*pos);
@@ -493,7 +556,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
         .flat_map(|(id, v)| v.emails.iter().enumerate().map(move |(i, e)| (id.0, e.address.as_str(), e.kind.as_str(), i as i64)))
         .collect();
     for batch in emails.chunks(ROWS_PER_STATEMENT * 2) {
-        let sql = values_sql("INSERT INTO party_emails (party_id, email, kind, position)", 4, batch.len(), "");
+        let sql = values_sql(backend, "INSERT INTO party_emails (party_id, email, kind, position)", 4, batch.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, e, k, pos) in batch {
             q = q.bind(*id).bind(*e).bind(*k).bind(*pos);
@@ -502,7 +565,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
     }
     let sites: Vec<(i64, &crate::parties::Site)> = rows.iter().flat_map(|(id, v)| v.sites.iter().map(move |s| (id.0, s))).collect();
     for batch in sites.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql("INSERT INTO party_sites (party_id, label, street, city, province, postcode, country)", 7, batch.len(), "");
+        let sql = values_sql(backend, "INSERT INTO party_sites (party_id, label, street, city, province, postcode, country)", 7, batch.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, s) in batch {
             q = q
@@ -519,7 +582,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
     let chars: Vec<(i64, &str, &str)> =
         rows.iter().flat_map(|(id, v)| v.characteristics.iter().map(move |(k, val)| (id.0, k.as_str(), val.as_str()))).collect();
     for batch in chars.chunks(ROWS_PER_STATEMENT * 2) {
-        let sql = values_sql("INSERT INTO party_chars (party_id, key, value)", 3, batch.len(), "");
+        let sql = values_sql(backend, "INSERT INTO party_chars (party_id, key, value)", 3, batch.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, k, v) in batch {
             q = q.bind(*id).bind(*k).bind(*v);
@@ -537,7 +600,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
         consents.extend(by_channel.into_iter().map(|(ch, (g, s))| (id.0, ch, g as i64, s)));
     }
     for batch in consents.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql("INSERT INTO party_consents (party_id, channel, granted, at, source)", 5, batch.len(), "");
+        let sql = values_sql(backend, "INSERT INTO party_consents (party_id, channel, granted, at, source)", 5, batch.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, ch, g, s) in batch {
             q = q.bind(*id).bind(*ch).bind(*g).bind(now).bind(*s);
@@ -549,7 +612,7 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
         .map(|(id, v)| (id.0, serde_json::json!({"name": v.name, "kind": v.kind, "source": source}).to_string()))
         .collect();
     for batch in log.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql("INSERT INTO oplog (at, actor_id, entity, entity_id, action, changes)", 6, batch.len(), "");
+        let sql = values_sql(backend, "INSERT INTO oplog (at, actor_id, entity, entity_id, action, changes)", 6, batch.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, changes) in batch {
             q = q.bind(now).bind(actor.log_id()).bind("party").bind(*id).bind("create").bind(changes.as_str());
@@ -746,7 +809,7 @@ impl Store {
             let sql = format!(
                 "SELECT ph.e164 AS k, p.id, p.owner_id FROM party_phones ph JOIN parties p ON p.id = ph.party_id \
                  WHERE p.merged_into IS NULL AND ph.e164 IN ({}) ORDER BY p.id DESC",
-                placeholders(0, part.len())
+                in_list(self.backend, part.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for p in part {
@@ -760,7 +823,7 @@ impl Store {
             let sql = format!(
                 "SELECT em.email AS k, p.id, p.owner_id FROM party_emails em JOIN parties p ON p.id = em.party_id \
                  WHERE p.merged_into IS NULL AND em.email IN ({}) ORDER BY p.id DESC",
-                placeholders(0, part.len())
+                in_list(self.backend, part.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in part {
@@ -773,7 +836,7 @@ impl Store {
         for part in names.chunks(IN_LIST_MAX) {
             let sql = format!(
                 "SELECT p.kind, p.name, p.city, p.id, p.owner_id FROM parties p WHERE p.merged_into IS NULL AND p.name IN ({}) ORDER BY p.id DESC",
-                placeholders(0, part.len())
+                in_list(self.backend, part.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for n in part {
@@ -862,7 +925,7 @@ impl Store {
         for part in named.chunks(IN_LIST_MAX) {
             let sql = format!(
                 "SELECT id, name FROM parties WHERE kind = 'company' AND merged_into IS NULL AND name IN ({}) ORDER BY id DESC",
-                placeholders(0, part.len())
+                in_list(self.backend, part.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for n in part {

@@ -12,7 +12,7 @@
 
 use crate::auth::{Actor, Permission};
 use crate::error::{Error, Problems, Result};
-use crate::import::{placeholders, values_sql};
+use crate::import::{in_list, placeholders, values_sql};
 use crate::parties::{CARD_COLS, Page, PartyCard, card_from_row};
 use crate::store::Store;
 use crate::types::*;
@@ -417,7 +417,7 @@ impl Store {
             let sql = format!(
                 "SELECT p.id FROM parties p WHERE p.merged_into IS NULL AND {} AND p.id IN ({})",
                 actor.owner_filter("p.owner_id"),
-                placeholders(0, part.len())
+                in_list(self.backend, part.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in part {
@@ -433,7 +433,7 @@ impl Store {
         }
         let mut added = 0;
         for part in wanted.chunks(1_000) {
-            let sql = values_sql("INSERT INTO list_members (list_id, party_id, added_at)", 3, part.len(), "ON CONFLICT (list_id, party_id) DO NOTHING");
+            let sql = values_sql(self.backend, "INSERT INTO list_members (list_id, party_id, added_at)", 3, part.len(), "ON CONFLICT (list_id, party_id) DO NOTHING");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in part {
                 q = q.bind(list.0).bind(*id).bind(now);
@@ -524,7 +524,7 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let mut n = 0;
-        for part in parties.chunks(5_000) {
+        for part in parties.chunks(500) {
             let sql = format!("DELETE FROM list_members WHERE list_id = $1 AND party_id IN ({})", placeholders(1, part.len()));
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0);
             for p in part {

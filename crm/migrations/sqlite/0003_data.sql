@@ -38,4 +38,7 @@ CREATE TABLE dedup_dismissals (
 -- The similar-name scan and the list filters compare cities case-blind.
 CREATE INDEX parties_city_ci ON parties(LOWER(city));
 CREATE INDEX parties_company_id_idx ON parties(company_id);
-CREATE INDEX parties_merged_into_idx ON parties(merged_into);
+-- Partial, so that the planner never picks it for the ubiquitous
+-- `merged_into IS NULL` (which matches nearly every row); it serves the
+-- merge's `merged_into = victim` and the foreign-key checks.
+CREATE INDEX parties_merged_into_idx ON parties(merged_into) WHERE merged_into IS NOT NULL;

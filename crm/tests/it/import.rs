@@ -178,6 +178,25 @@ async fn bad_mapping_or_permission_fails_the_whole_import() {
     .await;
 }
 
+#[test]
+fn auto_mapping_knows_common_headers() {
+    let m = ImportMapping::auto(&["Nome", "Cognome", "Cellulare", "E-mail", "Città", "Ragione sociale", "Codice", "characteristic:vip", "phone2"]);
+    let got: Vec<(&str, &str)> = m.columns.iter().map(|(h, f)| (h.as_str(), f.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Cellulare", "mobile"),
+            ("Città", "city"),
+            ("Cognome", "last_name"),
+            ("E-mail", "email"),
+            ("Nome", "first_name"),
+            ("Ragione sociale", "company"),
+            ("characteristic:vip", "characteristic:vip"),
+            ("phone2", "phone2"),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn malformed_and_non_utf8_rows_are_rejected() {
     each_store(|t| async move {
