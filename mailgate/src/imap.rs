@@ -1,0 +1,391 @@
+//! The thin async IMAP driver: the only module that touches IMAP sockets.
+//! It performs the [`Step`]s the [`SyncCore`] asks for with `async-imap`,
+//! and hands each fetched message to [`crate::ingest`]. Plain TCP (loopback
+//! tests) and implicit TLS (`rustls` with the WebPKI roots) are supported.
+
+use crate::config::{AfterIngest, MailboxConfig, Security};
+use crate::error::{Error, Result};
+use crate::ingest::{self, Ingested};
+use crate::parse::ParseOptions;
+use crate::sync::{Selected, Step, SyncCore};
+use async_imap::Session;
+use futures::TryStreamExt;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// A byte stream IMAP can run over: plain TCP or TLS.
+pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
+
+/// A logged-in IMAP session over either kind of stream.
+pub type ImapSession = Session<Box<dyn ImapStream>>;
+
+async fn within<T>(d: Duration, what: &'static str, f: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(d, f).await.map_err(|_| Error::Timeout(what))?
+}
+
+/// Connects, reads the greeting and logs in.
+pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let tcp = within(cfg.timeout, "IMAP connect", async {
+        TcpStream::connect(&addr).await.map_err(|source| Error::Connect { what: "IMAP", addr: addr.clone(), source })
+    })
+    .await?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn ImapStream> = match cfg.security {
+        Security::Plain => Box::new(tcp),
+        Security::Tls => Box::new(tls(&cfg.host, tcp, cfg.timeout).await?),
+        Security::StartTls => {
+            return Err(Error::Tls { host: cfg.host.clone(), reason: "STARTTLS is not supported for IMAP; use implicit TLS (993)".into() });
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    within(cfg.timeout, "IMAP greeting", async {
+        client.read_response().await.map_err(|e| Error::Imap(e.into()))?.ok_or(Error::Protocol("send a greeting"))
+    })
+    .await?;
+    let session = within(cfg.timeout, "IMAP login", async {
+        client.login(&cfg.user, cfg.password.expose()).await.map_err(|(e, _)| Error::Imap(e))
+    })
+    .await?;
+    Ok(session)
+}
+
+async fn tls(host: &str, tcp: TcpStream, timeout: Duration) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+    let bad = |reason: String| Error::Tls { host: host.to_string(), reason };
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    // The provider is named explicitly: with more than one rustls provider
+    // in the build, the process default would be ambiguous.
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| bad(e.to_string()))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio::time::timeout(timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| Error::Timeout("TLS handshake"))?
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// What one pass over a mailbox did (for tests and logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Messages handed to the store in this pass.
+    pub handled: usize,
+    /// Tickets opened.
+    pub created: usize,
+    /// Messages the store had already ingested (replays).
+    pub duplicates: usize,
+}
+
+impl SyncReport {
+    fn add(&mut self, i: &Ingested) {
+        self.handled += 1;
+        self.created += usize::from(i.outcome.created);
+        self.duplicates += usize::from(i.outcome.duplicate);
+    }
+}
+
+/// Reads one mailbox forever (until `shutdown` turns true): IDLE where the
+/// server offers it, polling otherwise, reconnecting with back-off.
+pub async fn run_mailbox(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>, mut shutdown: watch::Receiver<bool>) {
+    let mut driver = Driver::new(store, cfg, opts);
+    let span = tracing::info_span!("mailbox", name = %driver.cfg.name);
+    let _enter = span.enter();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match driver.step(&mut shutdown, false).await {
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "mailbox step failed"),
+        }
+    }
+    driver.logout().await;
+    info!("mailbox reader stopped");
+}
+
+/// Reads a mailbox until there is nothing new (no waiting): one pass, as
+/// the tests and a one-shot "fetch now" use it. Returns what it did.
+/// `from_start` ignores the stored position and re-reads every UID (a
+/// replay: the store must de-duplicate all of them).
+pub async fn sync_once(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>, from_start: bool) -> Result<SyncReport> {
+    let mut driver = Driver::new(store, cfg, opts);
+    driver.from_start = from_start;
+    let (_tx, mut rx) = watch::channel(false);
+    loop {
+        match driver.step(&mut rx, true).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                driver.logout().await;
+                return Err(e);
+            }
+        }
+    }
+    driver.logout().await;
+    Ok(driver.report)
+}
+
+struct Driver {
+    store: crm::Store,
+    cfg: MailboxConfig,
+    opts: Arc<ParseOptions>,
+    core: SyncCore,
+    session: Option<ImapSession>,
+    uid_validity: u32,
+    from_start: bool,
+    report: SyncReport,
+}
+
+impl Driver {
+    fn new(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>) -> Self {
+        let core = SyncCore::new(cfg.sync);
+        Driver { store, cfg, opts, core, session: None, uid_validity: 0, from_start: false, report: SyncReport::default() }
+    }
+
+    async fn logout(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.logout()).await;
+        }
+    }
+
+    /// Performs one step. Returns `Ok(true)` when the core wants to wait and
+    /// `stop_at_wait` is set. Errors have already been reported to the core.
+    async fn step(&mut self, shutdown: &mut watch::Receiver<bool>, stop_at_wait: bool) -> Result<bool> {
+        let step = self.core.poll_step();
+        debug!(?step, "imap step");
+        let r = match step {
+            Step::Select => self.select().await,
+            Step::Search { from } => self.search(from).await,
+            Step::Fetch(uids) => self.fetch(uids).await,
+            Step::Mark(uids) => {
+                self.mark(&uids).await;
+                self.core.on_marked();
+                Ok(())
+            }
+            Step::Wait { idle, poll } => {
+                if stop_at_wait {
+                    return Ok(true);
+                }
+                self.wait(idle, poll, shutdown).await
+            }
+            Step::Reconnect { after } => {
+                if stop_at_wait {
+                    return Err(Error::Protocol("stay connected (gave up after an error in a one-shot sync)"));
+                }
+                self.logout().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {}
+                    _ = shutdown.changed() => {}
+                }
+                self.core.on_reconnected();
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            self.core.on_failed();
+            self.session = None;
+            return Err(e);
+        }
+        Ok(false)
+    }
+
+    fn session(&mut self) -> Result<&mut ImapSession> {
+        self.session.as_mut().ok_or(Error::Protocol("keep the session"))
+    }
+
+    async fn select(&mut self) -> Result<()> {
+        if self.session.is_none() {
+            let mut s = connect(&self.cfg).await?;
+            let caps = within(self.cfg.timeout, "CAPABILITY", async { Ok(s.capabilities().await?) }).await?;
+            self.core.on_capabilities(caps.has_str("IDLE"));
+            self.session = Some(s);
+        }
+        let folder = self.cfg.folder.clone();
+        let timeout = self.cfg.timeout;
+        let session = self.session()?;
+        let mailbox = within(timeout, "SELECT", async { Ok(session.select(&folder).await?) }).await?;
+        let validity = mailbox.uid_validity.ok_or(Error::Protocol("report UIDVALIDITY"))?;
+        self.uid_validity = validity;
+        // Anything stored but not ingested (a crash between the two) is
+        // finished first, so the position below really is "all handled".
+        for done in ingest::replay_uningested(&self.store, &self.cfg, &self.opts).await? {
+            self.report.add(&done);
+        }
+        let stored = if self.from_start {
+            None
+        } else {
+            self.store.max_mail_uid(&self.cfg.name, i64::from(validity)).await?.and_then(|u| u32::try_from(u).ok())
+        };
+        if let Selected::ValidityChanged { old, new } = self.core.on_selected(validity, stored) {
+            warn!(old, new, "UIDVALIDITY changed: re-reading the mailbox (duplicates are dropped by Message-ID)");
+        }
+        Ok(())
+    }
+
+    async fn search(&mut self, from: u32) -> Result<()> {
+        let timeout = self.cfg.timeout;
+        let session = self.session()?;
+        let uids = within(timeout, "UID SEARCH", async { Ok(session.uid_search(format!("UID {from}:*")).await?) }).await?;
+        self.core.on_search(uids);
+        Ok(())
+    }
+
+    async fn fetch(&mut self, uids: Vec<u32>) -> Result<()> {
+        let set = uid_set(&uids);
+        let timeout = self.cfg.timeout;
+        let max = self.cfg.max_message_bytes;
+        let session = self.session()?;
+        // Sizes first, so an oversized message is fetched as its header only.
+        let sizes: HashMap<u32, u32> = within(timeout, "UID FETCH sizes", async {
+            let fetches: Vec<_> = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+            Ok(fetches.iter().filter_map(|f| Some((f.uid?, f.size.unwrap_or(0)))).collect())
+        })
+        .await?;
+        let (small, large): (Vec<u32>, Vec<u32>) = uids.iter().copied().filter(|u| sizes.contains_key(u)).partition(|u| sizes[u] <= max);
+        let mut bodies: HashMap<u32, (Vec<u8>, bool)> = HashMap::new();
+        // A generous timeout: a batch of large messages takes a while.
+        let fetch_timeout = timeout.saturating_mul(4);
+        if !small.is_empty() {
+            let fetches: Vec<_> = within(fetch_timeout, "UID FETCH bodies", async {
+                Ok(session.uid_fetch(uid_set(&small), "(UID BODY.PEEK[])").await?.try_collect().await?)
+            })
+            .await?;
+            for f in &fetches {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    bodies.insert(uid, (body.to_vec(), false));
+                }
+            }
+        }
+        if !large.is_empty() {
+            let fetches: Vec<_> = within(fetch_timeout, "UID FETCH headers", async {
+                Ok(session.uid_fetch(uid_set(&large), "(UID BODY.PEEK[HEADER])").await?.try_collect().await?)
+            })
+            .await?;
+            for f in &fetches {
+                if let (Some(uid), Some(h)) = (f.uid, f.header()) {
+                    bodies.insert(uid, (h.to_vec(), true));
+                }
+            }
+        }
+        drain_unsolicited(session);
+        for uid in uids {
+            match bodies.remove(&uid) {
+                Some((raw, truncated)) => {
+                    let size = sizes.get(&uid).copied().unwrap_or(0);
+                    let raw = if truncated { ingest::truncated_raw(raw, size) } else { raw };
+                    let done = ingest::handle(&self.store, &self.cfg, &self.opts, self.uid_validity, uid, raw, truncated).await?;
+                    self.report.add(&done);
+                    self.core.on_handled(uid);
+                }
+                None => {
+                    debug!(uid, "message vanished before it was fetched");
+                    self.core.on_vanished(uid);
+                }
+            }
+        }
+        self.core.on_batch_done();
+        Ok(())
+    }
+
+    /// Flags (and moves) handled messages. A failure is only logged: the
+    /// store already has them, and the next session resumes after them.
+    async fn mark(&mut self, uids: &[u32]) {
+        let set = uid_set(uids);
+        let timeout = self.cfg.timeout;
+        let after = self.cfg.after.clone();
+        let Ok(session) = self.session() else { return };
+        let r = within(timeout, "UID STORE", async {
+            let _: Vec<_> = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?.try_collect().await?;
+            if let AfterIngest::Move(folder) = &after {
+                session.uid_mv(&set, folder).await?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = r {
+            warn!(error = %e, "could not flag handled messages on the server");
+        }
+    }
+
+    async fn wait(&mut self, idle: bool, poll: Duration, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+        if !idle {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+            self.core.on_wake();
+            return Ok(());
+        }
+        let session = self.session.take().ok_or(Error::Protocol("keep the session"))?;
+        let mut handle = session.idle();
+        within(self.cfg.timeout, "IDLE", async { Ok(handle.init().await?) }).await?;
+        {
+            let (news, stop) = handle.wait_with_timeout(self.cfg.idle_timeout);
+            tokio::select! {
+                r = news => { r?; }
+                _ = shutdown.changed() => { drop(stop); }
+            }
+        }
+        let mut session = within(self.cfg.timeout, "IDLE DONE", async { Ok(handle.done().await?) }).await?;
+        drain_unsolicited(&mut session);
+        self.session = Some(session);
+        self.core.on_wake();
+        Ok(())
+    }
+}
+
+/// Unsolicited responses (EXISTS, EXPUNGE…) are not needed: the core
+/// searches by UID after every wake. Dropping them keeps the bounded
+/// channel from filling.
+fn drain_unsolicited(session: &mut ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+/// `1,2,3,7` → `1:3,7`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_sets() {
+        assert_eq!(super::uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(super::uid_set(&[5]), "5");
+        assert_eq!(super::uid_set(&[3, 1, 2, 2]), "1:3");
+    }
+}

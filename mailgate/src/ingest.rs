@@ -1,0 +1,79 @@
+//! One fetched message into the store, in the order that makes a crash at
+//! any point harmless: the raw bytes first ([`crm::Store::store_raw_mail`],
+//! idempotent on mailbox + UIDVALIDITY + UID), then the parsed message
+//! ([`crm::Store::ingest_mail`], idempotent on the raw row). Only after both
+//! does the driver flag the message on the server.
+
+use crate::config::MailboxConfig;
+use crate::error::Result;
+use crate::parse::{self, ParseOptions, flag};
+use crm::tickets::{IngestOutcome, RawMail, RawMailId};
+use tracing::info;
+
+/// A message that is now part of a ticket.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub raw: RawMailId,
+    pub outcome: IngestOutcome,
+}
+
+/// Stores and ingests one message of `cfg`'s mailbox.
+pub async fn handle(
+    store: &crm::Store,
+    cfg: &MailboxConfig,
+    opts: &ParseOptions,
+    uid_validity: u32,
+    uid: u32,
+    raw: Vec<u8>,
+    truncated: bool,
+) -> Result<Ingested> {
+    let mut inbound = parse::parse(&raw, opts);
+    if truncated {
+        inbound.mail.flags.push(flag::TRUNCATED.into());
+    }
+    let now = crm::now_ms();
+    let raw_id = store
+        .store_raw_mail(RawMail {
+            mailbox: cfg.name.clone(),
+            uidvalidity: i64::from(uid_validity),
+            uid: i64::from(uid),
+            message_id: inbound.mail.message_id.clone(),
+            raw,
+            received_at: now,
+        })
+        .await?;
+    let outcome = store.ingest_mail(raw_id, inbound.mail, cfg.centre, now).await?;
+    info!(uid, ticket_no = %outcome.ticket, created = outcome.created, duplicate = outcome.duplicate, verdict = ?inbound.verdict.kind, "mail handled");
+    Ok(Ingested { raw: raw_id, outcome })
+}
+
+/// Ingests this mailbox's raw messages that were stored but never ingested
+/// (the process died between the two steps).
+pub async fn replay_uningested(store: &crm::Store, cfg: &MailboxConfig, opts: &ParseOptions) -> Result<Vec<Ingested>> {
+    let mut done = Vec::new();
+    for id in store.uningested_raw_mail(1000).await? {
+        let stored = store.raw_mail(id).await?;
+        if stored.mail.mailbox != cfg.name {
+            continue;
+        }
+        let inbound = parse::parse(&stored.mail.raw, opts);
+        let outcome = store.ingest_mail(id, inbound.mail, cfg.centre, crm::now_ms()).await?;
+        info!(raw = %id, ticket_no = %outcome.ticket, "replayed a stored but uningested mail");
+        done.push(Ingested { raw: id, outcome });
+    }
+    Ok(done)
+}
+
+/// The header of an oversized message plus a note, as what is stored for
+/// it: the desk gets a ticket, the server keeps the original.
+pub fn truncated_raw(mut header: Vec<u8>, size: u32) -> Vec<u8> {
+    // The fetched header ends with its blank line; the note is the body.
+    if !header.ends_with(b"\r\n\r\n") && !header.ends_with(b"\n\n") {
+        header.extend_from_slice(b"\r\n");
+    }
+    header.extend_from_slice(
+        format!("[centralino: this message was {size} bytes, over the size limit; only its header was kept. The original is still on the mail server.]\r\n")
+            .as_bytes(),
+    );
+    header
+}
