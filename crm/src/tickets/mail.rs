@@ -723,6 +723,7 @@ async fn queue_auto_ack(
         in_reply_to: their_id.map(str::to_string),
         references: their_id.map(|s| vec![s.to_string()]).unwrap_or_default(),
         auto_submitted: true,
+        author: None,
     };
     Ok(Some(queue_outbox(tx, &mail, centre, secret, now).await?))
 }
@@ -741,6 +742,8 @@ pub(crate) struct OutboxInsert {
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
     pub auto_submitted: bool,
+    /// The operator who wrote it (replies).
+    pub author: Option<UserId>,
 }
 
 /// Queues a mail from the centre's first mailbox, with a signed Message-ID
@@ -804,7 +807,7 @@ pub(crate) async fn queue_outbox(tx: &mut Tx, m: &OutboxInsert, centre: &Service
                 outbox_id: Some(id),
                 is_auto: m.auto_submitted,
                 flags: vec![m.kind.as_str().to_string()],
-                author: None,
+                author: m.author,
                 party: None,
             };
             desk::insert_message(tx, &msg, now).await?;
