@@ -1,1 +1,61 @@
-fn main() {}
+//! `loadtest`: one subcommand per benchmark. Each prints a table of
+//! hdrhistogram percentiles with the baselines measured in the same run and
+//! the ratios to them, and with `--json FILE` writes the same figures as
+//! JSON. See `docs/benchmarks.md` for the commands and the results.
+
+mod bench;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "loadtest", about = "Benchmarks for centralino; load is bounded in count and time, servers bind 127.0.0.1 only.")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Options every benchmark takes.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Also write the figures as JSON to this file.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// Seed of the generated data (same seed, same data).
+    #[arg(long, global = true, default_value_t = 42)]
+    pub seed: u64,
+    /// Where SQLite databases and scratch files go.
+    #[arg(long, global = true, default_value = "target/loadtest")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL server URL without a database (postgres://user@127.0.0.1:port);
+    /// benchmark databases are created on it.
+    #[arg(long, global = true, env = "CENTRALINO_TEST_PG")]
+    pub pg_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// "Who is calling?": Store::lookup_by_phone on N parties, beside a bare indexed lookup.
+    Lookup(bench::lookup::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match &cli.cmd {
+        Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
+    };
+    report.print();
+    if let Some(path) = &cli.common.json {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The runtime the server would use: multi-threaded, one worker per CPU.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the tokio runtime")
+}

@@ -1,0 +1,3 @@
+//! The benchmarks, one module per subcommand.
+
+pub mod lookup;
