@@ -6,6 +6,7 @@ pub mod data;
 pub mod parties;
 pub mod sales;
 pub mod session;
+pub mod tickets;
 pub mod users;
 
 use crate::state::AppState;
@@ -28,9 +29,14 @@ use utoipa::OpenApi;
         sales::set_relation, sales::remove_relation, sales::leaderboard,
         data::lists, data::create_list, data::get_list, data::update_list, data::delete_list, data::members, data::add_members,
         data::freeze, data::preview, data::duplicates, data::scan, data::merge, data::dismiss, data::import,
+        tickets::list, tickets::create, tickets::get, tickets::update, tickets::reply, tickets::apply_reason, tickets::split, tickets::outbox,
+        tickets::list_centres, tickets::create_centre, tickets::create_calendar, tickets::set_sla_policy, tickets::sla_report,
+        tickets::list_reasons, tickets::create_reason, tickets::list_rules, tickets::create_rule, tickets::get_rule, tickets::update_rule,
+        tickets::delete_rule, tickets::run_jobs, tickets::create_article, tickets::get_article, tickets::update_article, tickets::delete_article,
+        tickets::search, tickets::public_search, tickets::public_article, tickets::rate, tickets::rate_with_comment, tickets::feedback_report,
     ),
     components(schemas(crate::error::Problem)),
-    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"))
+    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"), (name = "tickets"), (name = "kb"), (name = "feedback"))
 )]
 pub struct ApiDoc;
 
@@ -73,4 +79,25 @@ pub fn router() -> Router<AppState> {
         .route("/api/duplicates/scan", post(data::scan))
         .route("/api/duplicates/dismiss", post(data::dismiss))
         .route("/api/import/parties", post(data::import))
+        .route("/api/tickets", get(tickets::list).post(tickets::create))
+        .route("/api/tickets/{no}", get(tickets::get).patch(tickets::update))
+        .route("/api/tickets/{no}/reply", post(tickets::reply))
+        .route("/api/tickets/{no}/reason", post(tickets::apply_reason))
+        .route("/api/tickets/{no}/split", post(tickets::split))
+        .route("/api/tickets/{no}/outbox", get(tickets::outbox))
+        .route("/api/service-centres", get(tickets::list_centres).post(tickets::create_centre))
+        .route("/api/business-calendars", post(tickets::create_calendar))
+        .route("/api/sla-policies", put(tickets::set_sla_policy))
+        .route("/api/sla/report", get(tickets::sla_report))
+        .route("/api/reason-codes", get(tickets::list_reasons).post(tickets::create_reason))
+        .route("/api/ticket-rules", get(tickets::list_rules).post(tickets::create_rule))
+        .route("/api/ticket-rules/{id}", get(tickets::get_rule).put(tickets::update_rule).delete(tickets::delete_rule))
+        .route("/api/support/jobs", post(tickets::run_jobs))
+        .route("/api/kb/articles", post(tickets::create_article))
+        .route("/api/kb/articles/{id}", get(tickets::get_article).put(tickets::update_article).delete(tickets::delete_article))
+        .route("/api/kb/search", get(tickets::search))
+        .route("/api/public/kb/search", get(tickets::public_search))
+        .route("/api/public/kb/articles/{id}", get(tickets::public_article))
+        .route("/api/feedback/{token}", get(tickets::rate).post(tickets::rate_with_comment))
+        .route("/api/feedback-report", get(tickets::feedback_report))
 }
