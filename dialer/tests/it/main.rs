@@ -1,0 +1,3 @@
+//! Integration tests of the dialer: pacing properties checked in simulation.
+
+mod pacing;
