@@ -27,7 +27,7 @@ mod known;
 mod phrases;
 mod reason;
 
-use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -491,7 +491,8 @@ impl<'m> Classifier<'m> {
                     diag = self.text.clone();
                 }
                 let status = get("status").map(|s| s.split_whitespace().next().unwrap_or("").to_string()).unwrap_or_default();
-                out.push(self.failure(rcpt, status, diag, diag_type, action));
+                let ctx = rcpt.as_ref().and_then(|r| blocks.iter().find(|(a, _)| a == r)).map(|(_, b)| b.as_str()).unwrap_or(self.text.as_str());
+                out.push(self.failure(rcpt, status, diag, diag_type, action, Some(ctx)));
             }
         }
         out
@@ -573,32 +574,21 @@ impl<'m> Classifier<'m> {
                 let meat = b.replace(&a, "");
                 let diag = if single || meat.chars().filter(|c| c.is_ascii_alphabetic()).count() < 12 { format!("{b} {whole}") } else { b };
                 let rcpt = (!a.is_empty()).then_some(a);
-                self.failure(rcpt, String::new(), diag, String::new(), String::new())
+                self.failure(rcpt, String::new(), diag, String::new(), String::new(), Some(whole.as_str()))
             })
             .collect()
     }
 
-    fn failure(&self, rcpt: Option<String>, status: String, diag: String, diag_type: String, action: String) -> Failure {
+    fn failure(&self, rcpt: Option<String>, status: String, diag: String, diag_type: String, action: String, context: Option<&str>) -> Failure {
         let diag = one_line(&diag, 2000);
         let found_status = STATUS.captures(&diag).map(|c| c[1].to_string()).unwrap_or_default();
         let status = prefer_status(&status, &found_status);
         let reply = REPLY.captures(&diag).map(|c| c[1].to_string()).unwrap_or_default();
-        let command = COMMAND
-            .captures(&diag)
-            .map(|c| {
-                let c = c[1].to_ascii_uppercase();
-                match c.as_str() {
-                    "RCPT TO" => "RCPT".to_string(),
-                    "MAIL FROM" => "MAIL".to_string(),
-                    "END OF DATA" => "DATA".to_string(),
-                    _ => c,
-                }
-            })
-            .unwrap_or_default();
+        let command = find_command(&diag).or_else(|| context.and_then(find_command)).unwrap_or_default();
         let low = diag.to_ascii_lowercase();
-        // A phrase a specific MTA is known to write decides first, as
+        // A phrase an MTA writes in its own bounce format decides first, as
         // sisimai's format decoders do before its generic procedure.
-        let preset = known::KNOWN.iter().find(|(_, p)| low.contains(p)).map(|(r, _)| (*r).to_string()).unwrap_or_default();
+        let preset = known::KNOWN.iter().find(|(own, r, p)| *own && *r != "onhold" && low.contains(p)).map(|(_, r, _)| (*r).to_string()).unwrap_or_default();
         let fact = reason::Fact {
             reason: preset,
             status: status.clone(),
@@ -609,8 +599,20 @@ impl<'m> Classifier<'m> {
             reply: reply.clone(),
         };
         let mut r = reason::find(&fact);
+        if r == "onhold" || r == "undefined" {
+            // Phrases specific MTAs and providers are known to write decide
+            // what the generic procedure could not. They are only a
+            // fallback: out of their format's context some are too broad.
+            if let Some((_, k, _)) = known::KNOWN.iter().find(|(_, _, p)| low.contains(p)) {
+                r = (*k).to_string();
+            }
+        }
         if action == "delivered" || action == "relayed" || action == "expanded" {
             r = "delivered".into();
+        }
+        if (r == "onhold" || r == "undefined") && rcpt.as_deref().is_some_and(|a| a.ends_with("@googlegroups.com")) {
+            // A Google Group refusing a post: the sender may not post.
+            r = "rejected".into();
         }
         let reason = Reason::parse(&r).unwrap_or(Reason::Undefined);
         let hard = reason::is_hard(reason.as_str(), &status, &fact.diag);
@@ -623,6 +625,28 @@ impl<'m> Classifier<'m> {
             diagnostic: one_line(&diag, 300),
         }
     }
+}
+
+/// The SMTP command a transcript or diagnostic says was rejected.
+fn find_command(text: &str) -> Option<String> {
+    if let Some(c) = COMMAND.captures(text) {
+        let c = c[1].to_ascii_uppercase();
+        return Some(match c.as_str() {
+            "RCPT TO" => "RCPT".to_string(),
+            "MAIL FROM" => "MAIL".to_string(),
+            "END OF DATA" => "DATA".to_string(),
+            _ => c,
+        });
+    }
+    let up = text.to_ascii_uppercase();
+    // A session transcript shows the last command sent before the error.
+    let last = ["RCPT TO:", "MAIL FROM:", ">>> DATA", "EHLO ", "HELO "].iter().filter_map(|k| up.rfind(k).map(|i| (i, *k))).max_by_key(|(i, _)| *i);
+    last.map(|(_, k)| match k {
+        "RCPT TO:" => "RCPT".to_string(),
+        "MAIL FROM:" => "MAIL".to_string(),
+        ">>> DATA" => "DATA".to_string(),
+        other => other.trim().to_string(),
+    })
 }
 
 /// Prefers the DSN field unless it is the vague `X.0.0` and the text has a
@@ -693,9 +717,6 @@ fn split_groups(s: &str) -> Vec<Vec<(String, String)>> {
     }
     groups
 }
-
-#[allow(dead_code)]
-fn _unused(_: &HeaderValue<'_>) {}
 
 #[cfg(test)]
 mod tests {

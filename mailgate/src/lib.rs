@@ -23,6 +23,7 @@
 //! SQL, and only [`imap`] and [`smtp`] touch sockets.
 
 pub mod body;
+pub mod bounce;
 pub mod classify;
 pub mod config;
 pub mod error;

@@ -5,6 +5,9 @@
 //! Distributed under the BSD 2-Clause License; the tables are data, kept
 //! verbatim (lower-case) so they can be diffed against upstream.
 
+// Every upstream table is kept, including the empty ones, to stay diffable.
+#![allow(dead_code)]
+
 pub(super) const AUTHFAILURE: &[&str] = &["//spf.pobox.com", "bad spf records for", "dmarc policy", "please inspect your spf settings", "sender policy framework (spf) fail", "sender policy framework violation", "spf (sender policy framework) domain authentication fail", "spf check: fail"];
 pub(super) const AUTHFAILURE_PAIRS: &[&[&str]] = &[&[" is not allowed to send mail.", "_401"], &["is not allowed to send from <", " per it's spf record"]];
 pub(super) const BADREPUTATION: &[&str] = &["a poor email reputation score", "has been temporarily rate limited due to ip reputation", "ip/domain reputation problems", "likely suspicious due to the very low reputation", "none/bad reputation", "temporarily deferred due to unexpected volume or user complaints", "the sending mta's poor reputation"];

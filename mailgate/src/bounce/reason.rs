@@ -147,7 +147,7 @@ fn probes(reason: &str, f: &Fact) -> bool {
                     .any(|r| included(r, d));
                 !other
             } else {
-                (cmd == "RCPT" || cmd.is_empty()) && included(reason, d)
+                cmd == "RCPT" && included(reason, d)
             }
         }
         "filtered" => {
@@ -160,11 +160,9 @@ fn probes(reason: &str, f: &Fact) -> bool {
                 if BEFORE_DATA.contains(&cmd) {
                     return false;
                 }
-                // Format-specific decoders in sisimai set the command to
-                // RCPT for recipient rejections; a generic extractor that
-                // found no command must not call every "user unknown"
-                // filtered, so the user-unknown phrases count only after DATA.
-                included("filtered", d) || (cmd == "DATA" && included("userunknown", d))
+                // Without RCPT as the failed command, "user unknown" after
+                // the message was accepted is a content filter speaking.
+                included("filtered", d) || included("userunknown", d)
             }
         }
         "contenterror" => {
@@ -256,6 +254,11 @@ pub(crate) fn find(f: &Fact) -> String {
 }
 
 fn anotherone(f: &Fact) -> String {
+    if status_name(&f.status) == "expired" && f.diag.contains("expired") {
+        // The code and the words agree ("4.4.7 message expired: … connection
+        // timed out"); the network detail is why it expired, not the reason.
+        return "expired".into();
+    }
     if explicit(&f.reason) {
         return f.reason.clone();
     }
