@@ -86,10 +86,13 @@ pub struct SyncReport {
     pub created: usize,
     /// Messages the store had already ingested (replays).
     pub duplicates: usize,
+    /// The ticket of every handled message, by UID, in handling order.
+    pub tickets: Vec<(u32, crm::tickets::TicketNo)>,
 }
 
 impl SyncReport {
-    fn add(&mut self, i: &Ingested) {
+    fn add(&mut self, uid: u32, i: &Ingested) {
+        self.tickets.push((uid, i.outcome.ticket));
         self.handled += 1;
         self.created += usize::from(i.outcome.created);
         self.duplicates += usize::from(i.outcome.duplicate);
@@ -221,7 +224,8 @@ impl Driver {
         // Anything stored but not ingested (a crash between the two) is
         // finished first, so the position below really is "all handled".
         for done in ingest::replay_uningested(&self.store, &self.cfg, &self.opts).await? {
-            self.report.add(&done);
+            let uid = u32::try_from(done.uid).unwrap_or(0);
+            self.report.add(uid, &done);
         }
         let stored = if self.from_start {
             None
@@ -286,7 +290,7 @@ impl Driver {
                     let size = sizes.get(&uid).copied().unwrap_or(0);
                     let raw = if truncated { ingest::truncated_raw(raw, size) } else { raw };
                     let done = ingest::handle(&self.store, &self.cfg, &self.opts, self.uid_validity, uid, raw, truncated).await?;
-                    self.report.add(&done);
+                    self.report.add(uid, &done);
                     self.core.on_handled(uid);
                 }
                 None => {

@@ -14,6 +14,8 @@ use tracing::info;
 #[derive(Debug, Clone)]
 pub struct Ingested {
     pub raw: RawMailId,
+    /// The message's UID in its mailbox.
+    pub uid: i64,
     pub outcome: IngestOutcome,
 }
 
@@ -44,7 +46,7 @@ pub async fn handle(
         .await?;
     let outcome = store.ingest_mail(raw_id, inbound.mail, cfg.centre, now).await?;
     info!(uid, ticket_no = %outcome.ticket, created = outcome.created, duplicate = outcome.duplicate, verdict = ?inbound.verdict.kind, "mail handled");
-    Ok(Ingested { raw: raw_id, outcome })
+    Ok(Ingested { raw: raw_id, uid: i64::from(uid), outcome })
 }
 
 /// Ingests this mailbox's raw messages that were stored but never ingested
@@ -59,7 +61,7 @@ pub async fn replay_uningested(store: &crm::Store, cfg: &MailboxConfig, opts: &P
         let inbound = parse::parse(&stored.mail.raw, opts);
         let outcome = store.ingest_mail(id, inbound.mail, cfg.centre, crm::now_ms()).await?;
         info!(raw = %id, ticket_no = %outcome.ticket, "replayed a stored but uningested mail");
-        done.push(Ingested { raw: id, outcome });
+        done.push(Ingested { raw: id, uid: stored.mail.uid, outcome });
     }
     Ok(done)
 }

@@ -205,11 +205,11 @@ pub struct DrainReport {
     pub retrying: usize,
 }
 
-/// Sends every due outbox row once. Store errors end the drain (the rows
-/// stay queued); a bad row fails alone.
-pub async fn drain_outbox(store: &crm::Store, mailer: &Mailer, history: usize) -> Result<DrainReport> {
+/// Sends every outbox row due at `now` once. Store errors end the drain
+/// (the rows stay queued); a bad row fails alone.
+pub async fn drain_outbox(store: &crm::Store, mailer: &Mailer, history: usize, now: crm::Millis) -> Result<DrainReport> {
     let mut report = DrainReport::default();
-    let pending = store.pending_outbound(crm::now_ms(), 100).await?;
+    let pending = store.pending_outbound(now, 100).await?;
     for mail in pending {
         let span = tracing::info_span!("outbound", outbox_id = %mail.id, ticket_no = ?mail.ticket.map(|t| t.to_string()));
         let _enter = span.enter();
@@ -266,7 +266,7 @@ pub async fn run_sender(store: crm::Store, mailer: Mailer, poll: Duration, histo
         if *shutdown.borrow() {
             break;
         }
-        match drain_outbox(&store, &mailer, history).await {
+        match drain_outbox(&store, &mailer, history, crm::now_ms()).await {
             Ok(r) if r.sent + r.failed + r.retrying > 0 => info!(?r, "outbox drained"),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "outbox drain failed"),

@@ -1,0 +1,143 @@
+//! End to end through Dovecot: fixtures are APPENDed to a fresh IMAP
+//! folder, read by the gateway's IMAP driver into a fresh store, and the
+//! resulting tickets and threads are checked.
+
+use crate::harness::*;
+use crm::tickets::{Direction, OutboxKind, TicketNo};
+use mailgate::imap::sync_once;
+
+const FIXTURES: &[&str] = &[
+    "latin1.eml",
+    "cp1252.eml",
+    "iso2022jp.eml",
+    "gb18030.eml",
+    "broken_charset.eml",
+    "unknown_charset.eml",
+    "alternative.eml",
+    "html_only.eml",
+    "attachments.eml",
+    "autoreply.eml",
+    "bulk.eml",
+    "dsn.eml",
+    "injection.eml",
+];
+
+#[tokio::test]
+async fn fixtures_become_tickets() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let f = folder("fx");
+            for name in FIXTURES {
+                p.append("support", &f, &fixture(name)).await;
+            }
+            let r = sync_once(store.clone(), p.mailbox("support", &f, centre), opts(), false).await.expect("sync");
+            assert_eq!(r.handled, FIXTURES.len(), "{}", ts.name);
+            assert_eq!(r.created, FIXTURES.len(), "{}: every fixture is its own ticket", ts.name);
+            let ticket_of = |name: &str| -> TicketNo {
+                let i = FIXTURES.iter().position(|n| *n == name).expect("fixture");
+                r.tickets[i].1
+            };
+
+            let d = detail(&store, ticket_of("latin1.eml")).await;
+            assert_eq!(d.ticket.subject, "Caffè rotto");
+            assert_eq!(d.ticket.requester_email.as_ref().map(|a| a.as_str()), Some("ada@customer.test"));
+            assert!(d.messages[0].text.contains("perché"));
+            let outbox = store.ticket_outbox(d.ticket.no).await.expect("outbox");
+            assert!(outbox.iter().any(|m| m.kind == OutboxKind::AutoAck && m.auto_submitted), "a person gets an acknowledgement");
+
+            let d = detail(&store, ticket_of("iso2022jp.eml")).await;
+            assert_eq!(d.ticket.subject, "プリンターの故障");
+            let d = detail(&store, ticket_of("gb18030.eml")).await;
+            assert!(d.messages[0].text.contains("我的发票有错误"));
+            let d = detail(&store, ticket_of("cp1252.eml")).await;
+            assert!(d.messages[0].text.contains("“100 €”"));
+
+            let d = detail(&store, ticket_of("alternative.eml")).await;
+            let m = &d.messages[0];
+            assert!(m.text.starts_with("It still fails") && !m.text.contains("wrote:"), "{:?}", m.text);
+            let html = m.html.clone().unwrap_or_default();
+            assert!(html.contains("<b>fails</b>") && !html.contains("script") && !html.contains("onclick"), "{html}");
+
+            let d = detail(&store, ticket_of("attachments.eml")).await;
+            let names: Vec<String> = d.messages[0].attachments.iter().filter_map(|a| a.filename.clone()).collect();
+            assert_eq!(names, ["résumé final.pdf", "schermata è.png", "winmail.dat"]);
+            assert!(d.messages[0].flags.iter().any(|f| f == "tnef"));
+
+            for machine in ["autoreply.eml", "bulk.eml", "dsn.eml"] {
+                let d = detail(&store, ticket_of(machine)).await;
+                assert!(d.messages[0].is_auto, "{machine} is automatic");
+                let outbox = store.ticket_outbox(d.ticket.no).await.expect("outbox");
+                assert!(outbox.iter().all(|m| m.kind != OutboxKind::AutoAck), "{machine} must not be acknowledged");
+            }
+
+            let d = detail(&store, ticket_of("injection.eml")).await;
+            assert!(!d.ticket.subject.contains('\r') && !d.ticket.subject.contains('\n'), "{:?}", d.ticket.subject);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replies_thread_into_their_ticket() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let f = folder("thr");
+            let sync = || sync_once(store.clone(), p.mailbox("support", &f, centre), opts(), false);
+
+            let first_id = format!("first-{}@customer.test", unique_suffix());
+            p.append("support", &f, &simple_mail("Ada <ada@customer.test>", &first_id, "Printer broken", "", "It jams.")).await;
+            let r = sync().await.expect("sync");
+            let t = r.tickets[0].1;
+
+            // Only References (no In-Reply-To), the parent among unrelated ids.
+            let n = unique_suffix();
+            p.append("support", &f, &template("reply_references_only.eml.tmpl", &[("PARENT", &first_id), ("N", &n)])).await;
+            // Only the subject tag.
+            p.append("support", &f, &template("reply_subject_tag.eml.tmpl", &[("TAG", &t.subject_tag()), ("N", &n)])).await;
+            // In-Reply-To our own signed Message-ID (the auto-acknowledgement's),
+            // even with a subject that says nothing.
+            let ack = store.ticket_outbox(t).await.expect("outbox").into_iter().find(|m| m.kind == OutboxKind::AutoAck).expect("auto-ack");
+            p.append(
+                "support",
+                &f,
+                &simple_mail("Ada <ada@customer.test>", &format!("signed-{n}@customer.test"), "thanks", &format!("In-Reply-To: <{}>\r\n", ack.message_id), "ok"),
+            )
+            .await;
+            // A forged signed id must not thread (and opens its own ticket).
+            let forged = ack.message_id.replacen(&format!("t{}.", t.get()), "t999.", 1);
+            p.append(
+                "support",
+                &f,
+                &simple_mail("Eve <eve@customer.test>", &format!("forged-{n}@customer.test"), "hello", &format!("In-Reply-To: <{forged}>\r\n"), "x"),
+            )
+            .await;
+            // Unrelated: a new ticket.
+            p.append("support", &f, &simple_mail("Bob <bob@customer.test>", &format!("new-{n}@customer.test"), "Other thing", "", "hi")).await;
+
+            let r = sync().await.expect("sync");
+            assert_eq!(r.handled, 5, "{}", ts.name);
+            assert_eq!(r.tickets[0].1, t, "References only");
+            assert_eq!(r.tickets[1].1, t, "subject tag only");
+            assert_eq!(r.tickets[2].1, t, "our signed Message-ID");
+            assert_ne!(r.tickets[3].1, t, "a forged id does not thread");
+            assert_ne!(r.tickets[4].1, t, "unrelated mail opens a ticket");
+            assert_eq!(r.created, 2);
+
+            let d = detail(&store, t).await;
+            let inbound = d.messages.iter().filter(|m| m.direction == Direction::In).count();
+            assert_eq!(inbound, 4, "the first mail and three replies");
+            // Nothing new to read: a second pass is empty.
+            let again = sync().await.expect("sync");
+            assert_eq!(again.handled, 0);
+        }
+    })
+    .await;
+}

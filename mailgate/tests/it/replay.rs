@@ -1,0 +1,72 @@
+//! Exactly once under crashes: the mailbox reader is killed (its task
+//! aborted at an arbitrary await point — between storing and ingesting,
+//! inside a transaction, before flagging) again and again while it works
+//! through a batch; then the whole mailbox is replayed three times from
+//! UID 1. Every mail must end up in exactly one ticket, once.
+
+use crate::harness::*;
+use crm::tickets::Direction;
+use mailgate::imap::{run_mailbox, sync_once};
+use std::time::Duration;
+use tokio::sync::watch;
+
+const MAILS: usize = 12;
+
+#[tokio::test]
+async fn killed_mid_batch_and_replayed_three_times() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let f = folder("crash");
+            let n = unique_suffix();
+            for i in 0..MAILS {
+                let from = format!("Customer {i} <c{i}@customer.test>");
+                p.append("support", &f, &simple_mail(&from, &format!("crash-{n}-{i}@customer.test"), &format!("Problem {i}"), "", "help")).await;
+            }
+            let cfg = p.mailbox("support", &f, centre);
+
+            // Kill the reader after increasing delays until it has read
+            // everything; every kill lands somewhere inside the work.
+            let mut kills = 0;
+            for round in 0..60u64 {
+                let (_tx, rx) = watch::channel(false);
+                let task = tokio::spawn(run_mailbox(store.clone(), cfg.clone(), opts(), rx));
+                tokio::time::sleep(Duration::from_millis(5 + (round * 7) % 40)).await;
+                task.abort();
+                let _ = task.await;
+                kills += 1;
+                if store.uningested_raw_mail(100).await.expect("uningested").is_empty() && ticket_count(&store).await == MAILS {
+                    break;
+                }
+            }
+            assert!(kills >= 2, "the reader was killed at least twice");
+
+            // Finish whatever the last kill interrupted, then replay three
+            // times from UID 1: the store must recognise every message.
+            sync_once(store.clone(), cfg.clone(), opts(), false).await.expect("finish");
+            let mut tickets = Vec::new();
+            for replay in 0..3 {
+                let r = sync_once(store.clone(), cfg.clone(), opts(), true).await.expect("replay");
+                assert_eq!(r.handled, MAILS, "{}: replay {replay} saw every mail", ts.name);
+                assert_eq!(r.created, 0, "{}: replay {replay} created nothing", ts.name);
+                assert_eq!(r.duplicates, MAILS, "{}: replay {replay}", ts.name);
+                tickets = r.tickets.iter().map(|(_, t)| *t).collect();
+            }
+            tickets.sort();
+            tickets.dedup();
+            assert_eq!(tickets.len(), MAILS, "{}: every mail has its own ticket", ts.name);
+
+            assert_eq!(ticket_count(&store).await, MAILS, "{}: one ticket per mail", ts.name);
+            assert!(store.uningested_raw_mail(100).await.expect("uningested").is_empty());
+            for t in tickets {
+                let d = detail(&store, t).await;
+                let inbound = d.messages.iter().filter(|m| m.direction == Direction::In).count();
+                assert_eq!(inbound, 1, "{}: ticket {t} has its mail once", ts.name);
+            }
+        }
+    })
+    .await;
+}
