@@ -622,6 +622,64 @@ pub(crate) async fn insert_bulk_tx(tx: &mut Tx, backend: Backend, actor: &Actor,
     Ok(ids)
 }
 
+/// Reads up to `n` records with their line numbers; says whether the file
+/// goes on. A malformed record (e.g. an unterminated quote) is rejected; an
+/// I/O error ends the import there, and the report says what was done.
+fn read_raw<R: Read>(csv: &mut csv::Reader<R>, n: usize, report: &mut ImportReport) -> (Vec<(u64, csv::ByteRecord)>, bool) {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let mut record = csv::ByteRecord::new();
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => return (out, false),
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                report.rows += 1;
+                let io = matches!(e.kind(), csv::ErrorKind::Io(_));
+                let reason = if io { format!("cannot read the file: {e}") } else { format!("malformed CSV: {e}") };
+                report.rejected.push(RejectedRow { line, reason, fields: Vec::new() });
+                if io {
+                    return (out, false);
+                }
+                continue;
+            }
+        }
+        if record.is_empty() || (record.len() == 1 && record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))) {
+            continue;
+        }
+        report.rows += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        out.push((line, record));
+    }
+    (out, true)
+}
+
+/// Turns raw records into valid rows and rejects.
+fn parse_batch(plan: &Plan, ncols: usize, raw: Vec<(u64, csv::ByteRecord)>) -> (Vec<CsvRow>, Vec<RejectedRow>) {
+    let mut rows = Vec::with_capacity(raw.len());
+    let mut rejects = Vec::new();
+    for (line, record) in raw {
+        let lossy = |r: &csv::ByteRecord| r.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>();
+        if record.len() != ncols {
+            rejects.push(RejectedRow { line, reason: format!("expected {ncols} fields, found {}", record.len()), fields: lossy(&record) });
+            continue;
+        }
+        let rec = match csv::StringRecord::from_byte_record(record) {
+            Ok(r) => r,
+            Err(e) => {
+                let fields = lossy(&e.into_byte_record());
+                rejects.push(RejectedRow { line, reason: "not valid UTF-8 text".into(), fields });
+                continue;
+            }
+        };
+        match plan.row(line, &rec) {
+            Ok(row) => rows.push(row),
+            Err(reason) => rejects.push(RejectedRow { line, reason, fields: rec.iter().map(str::to_string).collect() }),
+        }
+    }
+    (rows, rejects)
+}
+
 /// Rows per transaction in [`Store::insert_parties_bulk`].
 const BULK_CHUNK: usize = 5_000;
 const DEFAULT_IMPORT_CHUNK: usize = 5_000;
@@ -734,75 +792,66 @@ impl Store {
             region: self.region,
         };
         let mut report = ImportReport { headers: headers.clone(), ..Default::default() };
-        let mut state = ImportState { seen: HashMap::new(), companies: HashMap::new(), on_existing: options.on_existing, default_stage: plan.default_stage, owner_id: options.owner_id };
-        let mut chunk: Vec<CsvRow> = Vec::with_capacity(chunk_rows);
-        let mut record = csv::ByteRecord::new();
-        loop {
-            let more = match csv.read_byte_record(&mut record) {
-                Ok(more) => more,
-                Err(e) => {
-                    // A malformed record (e.g. an unterminated quote) is
-                    // rejected; an I/O error ends the import here and the
-                    // report says what was done.
-                    let line = e.position().map(|p| p.line()).unwrap_or(0);
-                    report.rows += 1;
-                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                        report.rejected.push(RejectedRow { line, reason: format!("cannot read the file: {e}"), fields: Vec::new() });
-                        false
-                    } else {
-                        report.rejected.push(RejectedRow { line, reason: format!("malformed CSV: {e}"), fields: Vec::new() });
-                        true
-                    }
-                }
-            };
-            if !more {
-                break;
+        let mut state = ImportState {
+            seen: HashMap::new(),
+            companies: HashMap::new(),
+            on_existing: options.on_existing,
+            default_stage: plan.default_stage,
+            owner_id: options.owner_id,
+        };
+        // Parsing (phone numbers above all) costs about as much as writing,
+        // so the next chunk is parsed on a blocking thread while this one is
+        // written.
+        let plan = std::sync::Arc::new(plan);
+        let ncols = headers.len();
+        let spawn = |raw: Vec<(u64, csv::ByteRecord)>| {
+            let plan = plan.clone();
+            tokio::task::spawn_blocking(move || parse_batch(&plan, ncols, raw))
+        };
+        let (raw, mut more) = read_raw(&mut csv, chunk_rows, &mut report);
+        let mut next = Some(spawn(raw));
+        while let Some(parsing) = next.take() {
+            let (rows, rejects) = parsing.await.map_err(|_| Error::invalid("file", "parsing stopped unexpectedly"))?;
+            report.rejected.extend(rejects);
+            if more {
+                let (raw, m) = read_raw(&mut csv, chunk_rows, &mut report);
+                more = m;
+                next = Some(spawn(raw));
             }
-            if record.is_empty() || (record.len() == 1 && record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))) {
-                continue;
+            if !rows.is_empty() {
+                self.import_chunk(actor, &mut state, rows, &mut report).await?;
             }
-            report.rows += 1;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            let lossy = || record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>();
-            if record.len() != headers.len() {
-                report.rejected.push(RejectedRow { line, reason: format!("expected {} fields, found {}", headers.len(), record.len()), fields: lossy() });
-                continue;
-            }
-            let rec = match csv::StringRecord::from_byte_record(record.clone()) {
-                Ok(r) => r,
-                Err(_) => {
-                    report.rejected.push(RejectedRow { line, reason: "not valid UTF-8 text".into(), fields: lossy() });
-                    continue;
-                }
-            };
-            match plan.row(line, &rec) {
-                Ok(row) => chunk.push(row),
-                Err(reason) => report.rejected.push(RejectedRow { line, reason, fields: lossy() }),
-            }
-            if chunk.len() >= chunk_rows {
-                self.import_chunk(actor, &mut state, std::mem::take(&mut chunk), &mut report).await?;
-                progress(&report.progress());
-            }
+            progress(&report.progress());
         }
-        if !chunk.is_empty() {
-            self.import_chunk(actor, &mut state, chunk, &mut report).await?;
-        }
+        report.rejected.sort_by_key(|r| r.line);
         report.elapsed_ms = started.elapsed().as_millis() as u64;
-        progress(&report.progress());
         Ok(report)
     }
 
     /// Finds which keys of a chunk already belong to parties in the store.
-    async fn existing_keys(&self, tx: &mut Tx, keys: &HashSet<Key>) -> Result<Existing> {
+    /// Emails are looked up only for rows that no phone identified (on a
+    /// re-run that is none), names only for rows with neither.
+    async fn existing_keys(&self, tx: &mut Tx, row_keys: &[Vec<Key>], seen: &HashMap<Key, Seen>) -> Result<Existing> {
         let mut ex = Existing::default();
-        let phones: Vec<&str> = keys.iter().filter_map(|k| if let Key::Phone(p) = k { Some(p.as_str()) } else { None }).collect();
-        let emails: Vec<&str> = keys.iter().filter_map(|k| if let Key::Email(e) = k { Some(e.as_str()) } else { None }).collect();
-        let names: Vec<&str> = keys
+        let phones: Vec<&str> = row_keys
             .iter()
+            .flatten()
+            .filter(|k| !seen.contains_key(*k))
+            .filter_map(|k| if let Key::Phone(p) = k { Some(p.as_str()) } else { None })
+            .collect();
+        self.lookup_phones(tx, &phones, &mut ex).await?;
+        let unresolved = || row_keys.iter().filter(|keys| !keys.iter().any(|k| seen.contains_key(k) || ex.by_key.contains_key(k))).flatten();
+        let emails: Vec<&str> = unresolved().filter_map(|k| if let Key::Email(e) = k { Some(e.as_str()) } else { None }).collect();
+        let names: Vec<&str> = unresolved()
             .filter_map(|k| if let Key::NameCity(_, n, _) = k { Some(n.as_str()) } else { None })
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        self.lookup_emails_and_names(tx, &emails, &names, &mut ex).await?;
+        Ok(ex)
+    }
+
+    async fn lookup_phones(&self, tx: &mut Tx, phones: &[&str], ex: &mut Existing) -> Result<()> {
         // The oldest party wins when several share a key, so that repeated
         // imports keep pointing at the same record.
         for part in phones.chunks(IN_LIST_MAX) {
@@ -819,6 +868,10 @@ impl Store {
                 ex.by_key.insert(Key::Phone(r.try_get("k")?), (PartyId(r.try_get("id")?), r.try_get::<Option<i64>, _>("owner_id")?.map(UserId)));
             }
         }
+        Ok(())
+    }
+
+    async fn lookup_emails_and_names(&self, tx: &mut Tx, emails: &[&str], names: &[&str], ex: &mut Existing) -> Result<()> {
         for part in emails.chunks(IN_LIST_MAX) {
             let sql = format!(
                 "SELECT em.email AS k, p.id, p.owner_id FROM party_emails em JOIN parties p ON p.id = em.party_id \
@@ -848,7 +901,7 @@ impl Store {
                 ex.by_key.insert(Key::NameCity(kind, r.try_get("name")?, city), (PartyId(r.try_get("id")?), r.try_get::<Option<i64>, _>("owner_id")?.map(UserId)));
             }
         }
-        Ok(ex)
+        Ok(())
     }
 
     /// Writes one chunk in one transaction.
@@ -860,15 +913,14 @@ impl Store {
             }
         }
         let mut tx = self.begin().await?;
-        let wanted: HashSet<Key> = rows.iter().flat_map(|r| keys_of(&r.party)).filter(|k| !st.seen.contains_key(k)).collect();
-        let existing = self.existing_keys(&mut tx, &wanted).await?;
+        let row_keys: Vec<Vec<Key>> = rows.iter().map(|r| keys_of(&r.party)).collect();
+        let existing = self.existing_keys(&mut tx, &row_keys, &st.seen).await?;
 
         // Decide, row by row in file order, what each row is.
         let mut inserts: Vec<usize> = Vec::new();
         let mut updates: Vec<(PartyId, usize)> = Vec::new();
         let mut pending_keys: Vec<Key> = Vec::new();
-        for i in 0..rows.len() {
-            let keys = keys_of(&rows[i].party);
+        for (i, keys) in row_keys.into_iter().enumerate() {
             let hit = keys.iter().find_map(|k| st.seen.get(k).copied().or_else(|| existing.by_key.get(k).map(|&(id, o)| Seen::Party(id, o))));
             match hit {
                 None => {
