@@ -40,12 +40,18 @@ pub struct Common {
 enum Cmd {
     /// "Who is calling?": Store::lookup_by_phone on N parties, beside a bare indexed lookup.
     Lookup(bench::lookup::Args),
+    /// CSV import end to end (twice: the second run must create nothing), beside CSV, phone-parse and bulk-insert baselines.
+    Import(bench::import::Args),
+    /// The HTTP API in-process under C keep-alive connections, beside a bare axum handler and /healthz.
+    Http(bench::http::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match &cli.cmd {
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
+        Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
+        Cmd::Http(a) => bench::http::run(a, &cli.common)?,
     };
     report.print();
     if let Some(path) = &cli.common.json {

@@ -136,8 +136,9 @@ impl Row {
 pub struct Ratio {
     pub row: String,
     pub baseline: String,
-    pub p50: f64,
-    pub p99: f64,
+    /// Absent when the two rows time different units of work.
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
     pub rate: f64,
 }
 
@@ -156,6 +157,8 @@ pub struct Machine {
     pub cpu_model: String,
     pub kernel: String,
     pub note: &'static str,
+    /// `/proc/loadavg` when the report was started: other work on the box.
+    pub loadavg_at_start: String,
 }
 
 impl Machine {
@@ -166,7 +169,13 @@ impl Machine {
             .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
             .unwrap_or_else(|| "unknown".into());
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into());
-        Machine { cpus, cpu_model, kernel, note: "load generator and system under test share these CPUs; figures are all-in-one-box figures" }
+        Machine {
+            cpus,
+            cpu_model,
+            kernel,
+            note: "load generator and system under test share these CPUs; figures are all-in-one-box figures",
+            loadavg_at_start: loadavg(),
+        }
     }
 }
 
@@ -222,8 +231,8 @@ impl Report {
             let ratio = Ratio {
                 row: name.into(),
                 baseline: baseline.into(),
-                p50: div(ns(r, r.p50), ns(b, b.p50)),
-                p99: div(ns(r, r.p99), ns(b, b.p99)),
+                p50: Some(div(ns(r, r.p50), ns(b, b.p50))),
+                p99: Some(div(ns(r, r.p99), ns(b, b.p99))),
                 rate: div(r.rate_per_s, b.rate_per_s),
             };
             self.ratios.push(ratio);
@@ -231,7 +240,7 @@ impl Report {
     }
 
     /// Adds a ratio computed by the benchmark itself.
-    pub fn ratio_of(&mut self, row: &str, baseline: &str, p50: f64, p99: f64, rate: f64) {
+    pub fn ratio_of(&mut self, row: &str, baseline: &str, p50: Option<f64>, p99: Option<f64>, rate: f64) {
         self.ratios.push(Ratio { row: row.into(), baseline: baseline.into(), p50, p99, rate });
     }
 
@@ -244,6 +253,7 @@ impl Report {
         println!();
         println!("== {} ({}) ==", self.benchmark, self.backend);
         println!("machine: {} CPUs ({}), kernel {}; {}", self.machine.cpus, self.machine.cpu_model, self.machine.kernel, self.machine.note);
+        println!("load average at start: {}, at end: {}", self.machine.loadavg_at_start, loadavg());
         let w = self.rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(4).max(4);
         println!(
             "{:<w$}  {:>9}  {:>6}  {:>10}  {:>4}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}",
@@ -275,7 +285,10 @@ impl Report {
         if !self.ratios.is_empty() {
             println!("ratios (row / baseline; latency: times slower, rate: fraction of baseline throughput):");
             for r in &self.ratios {
-                println!("  {} / {}: p50 ×{:.2}, p99 ×{:.2}, rate ×{:.3}", r.row, r.baseline, r.p50, r.p99, r.rate);
+                match (r.p50, r.p99) {
+                    (Some(p50), Some(p99)) => println!("  {} / {}: p50 ×{p50:.2}, p99 ×{p99:.2}, rate ×{:.3}", r.row, r.baseline, r.rate),
+                    _ => println!("  {} / {}: rate ×{:.3}", r.row, r.baseline, r.rate),
+                }
             }
         }
         for (k, v) in &self.facts {
@@ -295,6 +308,11 @@ impl Report {
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 /// Three significant figures, without scientific notation.

@@ -1,3 +1,5 @@
 //! The benchmarks, one module per subcommand.
 
+pub mod http;
+pub mod import;
 pub mod lookup;
