@@ -4,6 +4,7 @@
 //! JSON. See `docs/benchmarks.md` for the commands and the results.
 
 mod bench;
+mod bounces;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,8 @@ pub struct Common {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Bounce classification against a labelled corpus: recipient, reason and hard/soft agreement.
+    Bounces(bounces::Args),
     /// "Who is calling?": Store::lookup_by_phone on N parties, beside a bare indexed lookup.
     Lookup(bench::lookup::Args),
     /// CSV import end to end (twice: the second run must create nothing), beside CSV, phone-parse and bulk-insert baselines.
@@ -48,7 +51,11 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Bounces(a) = &cli.cmd {
+        return bounces::run(a, cli.common.json.as_deref());
+    }
     let report = match &cli.cmd {
+        Cmd::Bounces(_) => return Ok(()),
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,

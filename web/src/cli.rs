@@ -93,3 +93,36 @@ pub async fn import_parties(store: &Store, file: &Path, map: &[String], rejects:
     }
     Ok(())
 }
+
+/// `centralino bounce classify FILE...`: one JSON line per file. The top-level
+/// `recipient`/`reason`/`hard`/`status` describe the first failed recipient;
+/// `failures` lists them all. An unreadable file is reported on its line
+/// with an `error` and does not stop the others.
+pub fn bounce_classify(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for f in files {
+        let line = match std::fs::read(f) {
+            Ok(raw) => {
+                let r = mailgate::bounce::classify(&raw);
+                let first = r.failures.first();
+                serde_json::json!({
+                    "file": f.display().to_string(),
+                    "is_bounce": r.is_bounce(),
+                    "kind": r.kind,
+                    "recipient": first.and_then(|x| x.recipient.clone()),
+                    "reason": first.map(|x| x.reason),
+                    "hard": first.is_some_and(|x| x.hard),
+                    "status": first.and_then(|x| x.status.clone()),
+                    "verp_token": r.verp_token,
+                    "malformed": r.malformed,
+                    "failures": r.failures,
+                })
+            }
+            Err(e) => serde_json::json!({ "file": f.display().to_string(), "error": e.to_string() }),
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}

@@ -29,6 +29,11 @@ enum Cmd {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Bounce classification (DSN, ARF, auto-replies) from the command line.
+    Bounce {
+        #[command(subcommand)]
+        cmd: BounceCmd,
+    },
     /// Import records from a file.
     Import {
         #[command(subcommand)]
@@ -50,6 +55,18 @@ enum Cmd {
         /// Create the data and exit instead of serving.
         #[arg(long)]
         no_serve: bool,
+    },
+}
+
+/// Bounce-mailbox tools for operators.
+#[derive(Subcommand)]
+enum BounceCmd {
+    /// Classify raw messages: one JSON line per file with `file`,
+    /// `is_bounce`, `kind`, `recipient`, `reason`, `hard`, `status` and
+    /// every failed recipient under `failures`.
+    Classify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -110,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("centralino listening on http://{}", app.local_addr());
             app.run_until_stopped(web::app::shutdown_signal()).await
         }
+        Cmd::Bounce { cmd: BounceCmd::Classify { files } } => web::cli::bounce_classify(&files),
         Cmd::Migrate => {
             let settings = raw.resolve()?;
             web::app::open_store(&settings).await?.close().await;
