@@ -141,3 +141,51 @@ async fn replies_thread_into_their_ticket() {
     })
     .await;
 }
+
+/// The whole gateway as the composition root starts it: a reader in IDLE
+/// picks a new mail up within moments, the sender answers it through
+/// Postfix, and the shutdown signal stops both.
+#[tokio::test]
+async fn gateway_idles_ingests_sends_and_shuts_down() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let inbox = folder("gw");
+            let customer_box = folder("gwc");
+            // The folder must exist before the reader selects it.
+            p.append("support", &inbox, &simple_mail("Old <old@customer.test>", &format!("old-{}@customer.test", unique_suffix()), "old", "", "x")).await;
+            let mut cfg = mailgate::GatewayConfig::new(LOOP_TOKEN);
+            let mut mb = p.mailbox("support", &inbox, centre);
+            mb.idle_timeout = std::time::Duration::from_secs(60);
+            cfg.mailboxes.push(mb);
+            cfg.smtp = Some(p.smtp());
+            cfg.outbox_poll = std::time::Duration::from_millis(200);
+            let (stop, shutdown) = tokio::sync::watch::channel(false);
+            let handle = mailgate::Gateway::new(store.clone(), cfg).spawn(shutdown).expect("spawn");
+
+            // Let the reader reach IDLE, then deliver a new mail.
+            while ticket_count(&store).await < 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let customer = format!("customer+{customer_box}@{}", p.domain);
+            let t0 = std::time::Instant::now();
+            p.append("support", &inbox, &simple_mail(&customer, &format!("idle-{}@customer.test", unique_suffix()), "via idle", "", "hello")).await;
+            while ticket_count(&store).await < 2 {
+                assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{}: IDLE did not report the new mail", ts.name);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            eprintln!("{}: mail to ticket through IDLE in {:?}", ts.name, t0.elapsed());
+            // The acknowledgement reaches the customer through Postfix.
+            let got = p.wait_for("customer", &customer_box, 1).await;
+            assert_eq!(got.len(), 1);
+
+            let _ = stop.send(true);
+            tokio::time::timeout(std::time::Duration::from_secs(10), handle.join()).await.expect("the gateway stops on shutdown");
+        }
+    })
+    .await;
+}

@@ -43,6 +43,7 @@ async fn killed_mid_batch_and_replayed_three_times() {
                 }
             }
             assert!(kills >= 2, "the reader was killed at least twice");
+            eprintln!("{}: reader killed {kills} times", ts.name);
 
             // Finish whatever the last kill interrupted, then replay three
             // times from UID 1: the store must recognise every message.
