@@ -125,3 +125,77 @@ async fn a_failing_relay_keeps_the_mail_queued_with_the_same_message_id() {
     })
     .await;
 }
+
+/// A rep answers the customer (HTML and text) and writes to an outside
+/// consultant from inside the ticket; both go out through Postfix with our
+/// threading headers, and the consultant's answer joins the ticket.
+#[tokio::test]
+async fn replies_to_the_customer_and_a_consultant_thread_back() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let inbox = folder("rep");
+            let customer_box = folder("repc");
+            let consultant_box = folder("repx");
+            let customer = format!("customer+{customer_box}@{}", p.domain);
+            let consultant = format!("consultant+{consultant_box}@{}", p.domain);
+            let their_id = format!("q-{}@customer.test", unique_suffix());
+            p.append("support", &inbox, &simple_mail(&format!("Ada <{customer}>"), &their_id, "Printer jams", "", "Paper jams on page 2.")).await;
+            let r = sync_once(store.clone(), p.mailbox("support", &inbox, centre), opts(), false).await.expect("sync");
+            let t = r.tickets[0].1;
+            let mailer = Mailer::new(&p.smtp(), LOOP_TOKEN).expect("mailer");
+
+            let now = crm::now_ms();
+            let reply = |to: Vec<String>, text: &str, html: Option<&str>| crm::tickets::ReplyInput {
+                text: text.into(),
+                html: html.map(str::to_string),
+                cc: vec![],
+                to,
+                internal: false,
+                state: None,
+            };
+            store.reply_ticket(&crm::Actor::system(), t, reply(vec![], "Please try the rear tray.", Some("<p>Please try the <b>rear</b> tray.</p>")), now).await.expect("reply");
+            store.reply_ticket(&crm::Actor::system(), t, reply(vec![consultant.clone()], "Could you check this model?", None), now).await.expect("consultant");
+            let sent = drain_outbox(&store, &mailer, 5, crm::now_ms()).await.expect("drain");
+            assert_eq!(sent.sent, 3, "{}: auto-ack, reply, consultant: {sent:?}", ts.name);
+
+            let secret = store.support_secret().await.expect("secret");
+            // The customer gets the acknowledgement and the reply.
+            let got = p.wait_for("customer", &customer_box, 2).await;
+            let replies: Vec<_> = got.iter().filter_map(|raw| MessageParser::default().parse(raw)).filter(|m| m.header_raw("Auto-Submitted").is_none()).collect();
+            assert_eq!(replies.len(), 1);
+            let m = &replies[0];
+            assert_eq!(parse_ticket_message_id(m.message_id().unwrap_or(""), &secret), Some(t));
+            assert_eq!(m.header_raw("In-Reply-To").map(str::trim), Some(format!("<{their_id}>").as_str()));
+            assert!(m.subject().unwrap_or("").contains(&t.subject_tag()));
+            assert!(m.body_html(0).unwrap_or_default().contains("<b>rear</b>"), "multipart/alternative with HTML");
+            assert!(m.body_text(0).unwrap_or_default().contains("Please try the rear tray."));
+
+            // The consultant gets the question with the thread's references.
+            let got = p.wait_for("consultant", &consultant_box, 1).await;
+            let c = MessageParser::default().parse(&got[0]).expect("parse");
+            let cid = c.message_id().expect("id").to_string();
+            assert_eq!(parse_ticket_message_id(&cid, &secret), Some(t));
+            assert!(c.header_raw("References").unwrap_or("").contains(&their_id), "references the customer's mail");
+            let body = c.body_text(0).unwrap_or_default().to_string();
+            assert!(body.contains("Could you check this model?") && body.contains("Paper jams on page 2."), "question and history: {body}");
+
+            // The consultant answers with a plain "Re:" subject: threads by In-Reply-To.
+            p.append(
+                "support",
+                &inbox,
+                &simple_mail(&consultant, &format!("c-{}@gw.test", unique_suffix()), "Re: a question", &format!("In-Reply-To: <{cid}>\r\nReferences: <{cid}>\r\n"), "Known issue; replace the roller."),
+            )
+            .await;
+            let r = sync_once(store.clone(), p.mailbox("support", &inbox, centre), opts(), false).await.expect("sync");
+            assert_eq!(r.tickets[0].1, t, "{}: the consultant's answer joins the ticket", ts.name);
+            let d = detail(&store, t).await;
+            let out_sent = d.messages.iter().filter(|m| m.direction == Direction::Out && m.send_status.as_deref() == Some("sent")).count();
+            assert_eq!(out_sent, 3, "every sent copy is in the history");
+        }
+    })
+    .await;
+}
