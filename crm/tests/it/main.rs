@@ -14,3 +14,4 @@ mod import;
 mod lists;
 mod outcomes;
 mod parties;
+mod tickets;
