@@ -18,6 +18,7 @@
 
 pub mod activities;
 pub mod auth;
+pub mod campaigns;
 pub mod deals;
 pub mod dedup;
 pub mod error;

@@ -7,6 +7,7 @@
 
 mod activities;
 mod auth;
+mod campaigns;
 mod deals;
 mod dedup;
 mod harness;
