@@ -6,3 +6,4 @@ mod api;
 mod data;
 mod harness;
 mod sales;
+mod tickets;
