@@ -337,21 +337,21 @@ impl Plan {
             }
         }
         // A row that names only a company is that company.
-        if input.name.is_none() && input.first_name.is_none() && input.last_name.is_none() {
-            if let Some(c) = company.take() {
-                input.name = Some(c);
-                if !self.cols.iter().any(|(i, _, t)| *t == Target::Kind && rec.get(*i).is_some_and(|v| !v.trim().is_empty())) {
-                    input.kind = PartyKind::Company.as_str().to_string();
-                }
+        if input.name.is_none() && input.first_name.is_none() && input.last_name.is_none()
+            && let Some(c) = company.take()
+        {
+            input.name = Some(c);
+            if !self.cols.iter().any(|(i, _, t)| *t == Target::Kind && rec.get(*i).is_some_and(|v| !v.trim().is_empty())) {
+                input.kind = PartyKind::Company.as_str().to_string();
             }
         }
         if input.kind == PartyKind::Company.as_str() {
             company = None;
         }
-        if let Some(c) = &company {
-            if c.chars().count() > 200 || c.chars().any(char::is_control) {
-                problems.push("company: at most 200 characters, no control characters".into());
-            }
+        if let Some(c) = &company
+            && (c.chars().count() > 200 || c.chars().any(char::is_control))
+        {
+            problems.push("company: at most 200 characters, no control characters".into());
         }
         match input.validate(self.region) {
             Ok(party) if problems.is_empty() => Ok(CsvRow { line, party, company, stage_given, dnc_given }),
@@ -741,10 +741,10 @@ impl Store {
         if !(1..=50_000).contains(&chunk_rows) {
             problems.push("chunk_rows", "between 1 and 50000");
         }
-        if let Some(d) = options.delimiter {
-            if !d.is_ascii() || d == '"' || d == '\n' || d == '\r' {
-                problems.push("delimiter", "a single ASCII character other than a quote or newline");
-            }
+        if let Some(d) = options.delimiter
+            && (!d.is_ascii() || d == '"' || d == '\n' || d == '\r')
+        {
+            problems.push("delimiter", "a single ASCII character other than a quote or newline");
         }
         if let Some(o) = options.owner_id {
             if sqlx::query("SELECT 1 FROM users WHERE id = $1").bind(o.0).fetch_optional(&self.read).await?.is_none() {
@@ -1029,10 +1029,10 @@ impl Store {
         inserted.extend(person_rows.iter().copied().zip(person_ids));
         report.inserted += inserted.len() as u64;
         for k in pending_keys {
-            if let Some(Seen::Pending(i)) = st.seen.get(&k).copied() {
-                if let Some(id) = inserted.get(&i) {
-                    st.seen.insert(k, Seen::Party(*id, rows[i].party.owner_id));
-                }
+            if let Some(Seen::Pending(i)) = st.seen.get(&k).copied()
+                && let Some(id) = inserted.get(&i)
+            {
+                st.seen.insert(k, Seen::Party(*id, rows[i].party.owner_id));
             }
         }
 

@@ -347,10 +347,10 @@ impl Store {
         let mut p = Problems::default();
         let name = clean_name(&input.name, &mut p);
         let description = clean_description(input.description, &mut p);
-        if let Some(f) = &input.filter {
-            if let Err(Error::Invalid(errs)) = f.validate() {
-                p.0.extend(errs);
-            }
+        if let Some(f) = &input.filter
+            && let Err(Error::Invalid(errs)) = f.validate()
+        {
+            p.0.extend(errs);
         }
         match input.kind {
             ListKind::Dynamic if input.filter.is_none() => p.push("filter", "a dynamic list needs a filter"),
