@@ -79,22 +79,18 @@ where
         let v = value.trim();
         let lv = v.to_ascii_lowercase();
         match name.trim().to_ascii_lowercase().as_str() {
-            n if n.eq_ignore_ascii_case(LOOP_HEADER) => {
-                if !loop_token.is_empty() && v.eq_ignore_ascii_case(loop_token) {
-                    consider(0, Kind::OwnLoop, "own loop header");
-                }
+            n if n.eq_ignore_ascii_case(LOOP_HEADER) && !loop_token.is_empty() && v.eq_ignore_ascii_case(loop_token) => {
+                consider(0, Kind::OwnLoop, "own loop header");
             }
-            "content-type" => {
-                if lv.starts_with("multipart/report") {
-                    if lv.contains("delivery-status") {
-                        consider(1, Kind::Bounce, "delivery status notification");
-                    } else if lv.contains("disposition-notification") {
-                        consider(5, Kind::AutoReply, "read receipt");
-                    } else if lv.contains("feedback-report") {
-                        consider(4, Kind::Bulk, "abuse feedback report");
-                    } else {
-                        consider(1, Kind::Bounce, "multipart/report");
-                    }
+            "content-type" if lv.starts_with("multipart/report") => {
+                if lv.contains("delivery-status") {
+                    consider(1, Kind::Bounce, "delivery status notification");
+                } else if lv.contains("disposition-notification") {
+                    consider(5, Kind::AutoReply, "read receipt");
+                } else if lv.contains("feedback-report") {
+                    consider(4, Kind::Bulk, "abuse feedback report");
+                } else {
+                    consider(1, Kind::Bounce, "multipart/report");
                 }
             }
             "from" | "sender" => {
@@ -118,16 +114,12 @@ where
                 "list" => consider(4, Kind::Bulk, "precedence: list"),
                 _ => {}
             },
-            "x-autoreply" | "x-autorespond" | "x-autoreply-from" | "x-mail-autoreply" => {
-                if !lv.is_empty() && lv != "no" && lv != "false" {
-                    consider(3, Kind::AutoReply, "x-autoreply");
-                }
+            "x-autoreply" | "x-autorespond" | "x-autoreply-from" | "x-mail-autoreply" if !lv.is_empty() && lv != "no" && lv != "false" => {
+                consider(3, Kind::AutoReply, "x-autoreply");
             }
             "x-loop" => consider(3, Kind::AutoReply, "x-loop"),
-            "return-path" => {
-                if lv.trim_matches(|c: char| c == '<' || c == '>' || c.is_whitespace()).is_empty() {
-                    consider(5, Kind::AutoReply, "null return-path");
-                }
+            "return-path" if lv.trim_matches(|c: char| c == '<' || c == '>' || c.is_whitespace()).is_empty() => {
+                consider(5, Kind::AutoReply, "null return-path");
             }
             "list-id" => consider(6, Kind::Bulk, "list-id"),
             "x-auto-response-suppress" => {
@@ -168,7 +160,6 @@ mod tests {
         let headers: Vec<(&str, &str)> = input
             .lines()
             .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n, v))
             .collect();
         let got = classify(headers, "desk-1");
         assert_eq!((got.kind, got.reason), expected, "input:\n{input}");

@@ -240,10 +240,10 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<EmailAddress> {
     let mut out: Vec<EmailAddress> = Vec::new();
     if let Some(a) = a {
         for addr in a.iter().take(100) {
-            if let Some(e) = addr.address.as_deref().and_then(|s| EmailAddress::parse(s).ok()) {
-                if !out.contains(&e) {
-                    out.push(e);
-                }
+            if let Some(e) = addr.address.as_deref().and_then(|s| EmailAddress::parse(s).ok())
+                && !out.contains(&e)
+            {
+                out.push(e);
             }
         }
     }
