@@ -74,9 +74,16 @@ pub mod flag {
 /// Parses a raw message. Never panics and never fails.
 pub fn parse(raw: &[u8], opts: &ParseOptions) -> Inbound {
     match MessageParser::default().parse(raw) {
-        Some(msg) if !msg.parts.is_empty() => from_message(&msg, raw, opts),
+        // mail-parser makes a "message" of almost any bytes; without a single
+        // header a person would recognise it is not one, and the rep is
+        // better served by the raw source than by a parse of noise.
+        Some(msg) if !msg.parts.is_empty() && has_mail_headers(&msg) => from_message(&msg, raw, opts),
         _ => unparsable(raw, opts),
     }
+}
+
+fn has_mail_headers(msg: &mail_parser::Message<'_>) -> bool {
+    msg.from().is_some() || msg.subject().is_some() || msg.message_id().is_some() || msg.date().is_some() || msg.to().is_some()
 }
 
 fn from_message(msg: &mail_parser::Message<'_>, raw: &[u8], opts: &ParseOptions) -> Inbound {

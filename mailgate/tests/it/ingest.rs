@@ -189,3 +189,37 @@ async fn gateway_idles_ingests_sends_and_shuts_down() {
     })
     .await;
 }
+
+/// Noise instead of a mail still becomes a ticket, flagged, with the raw
+/// source attached; and one sender gets at most ten acknowledgements in
+/// three hours however many tickets they open.
+#[tokio::test]
+async fn garbage_is_a_flagged_ticket_and_acks_are_rate_limited() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let f = folder("rl");
+            let garbage: Vec<u8> = (0..3000u32).map(|i| b"\x00\x01\xfe\xff<>@:;\r\n"[(i as usize * 7) % 11]).collect();
+            p.append("support", &f, &garbage).await;
+            let n = unique_suffix();
+            for i in 0..12 {
+                p.append("support", &f, &simple_mail("Busy <busy@customer.test>", &format!("rl-{n}-{i}@customer.test"), &format!("Issue {i}"), "", "x")).await;
+            }
+            let r = sync_once(store.clone(), p.mailbox("support", &f, centre), opts(), false).await.expect("sync");
+            assert_eq!(r.handled, 13, "{}", ts.name);
+            let d = detail(&store, r.tickets[0].1).await;
+            let m = &d.messages[0];
+            assert!(m.flags.iter().any(|x| x == "unparsable"), "{:?}", m.flags);
+            assert_eq!(m.attachments.len(), 1, "the raw source is attached");
+            let mut acks = 0;
+            for (_, t) in &r.tickets[1..] {
+                acks += store.ticket_outbox(*t).await.expect("outbox").iter().filter(|m| m.kind == OutboxKind::AutoAck).count();
+            }
+            assert_eq!(acks, crm::tickets::AUTO_ACK_LIMIT as usize, "{}: at most ten acknowledgements per sender", ts.name);
+        }
+    })
+    .await;
+}

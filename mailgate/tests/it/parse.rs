@@ -129,6 +129,8 @@ fn hostile_and_broken_input() {
     let garbage: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let g = parse(&garbage, &opts);
     assert!(g.mail.from.is_none());
+    assert!(g.mail.flags.iter().any(|f| f == flag::UNPARSABLE), "{:?}", g.mail.flags);
+    assert_eq!(g.mail.attachments[0].data, garbage, "the raw source is attached");
     // Deeply nested multiparts.
     let mut deep = String::from("From: a@b.test\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
     for i in 0..500 {
