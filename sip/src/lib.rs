@@ -19,6 +19,12 @@
 //! - [`driver`]: the only module with sockets and a clock: one UDP socket
 //!   (SO_RCVBUF 4 MiB), bounded queues, graceful shutdown via `watch`.
 //!
+//! - Media: [`media`] is the RTP plane, one dedicated thread owning every
+//!   leg's socket (relay, latching, prompts, recording, DTMF); [`rtp`]
+//!   (header rewriting for continuity), [`dtmf`] (RFC 4733), [`g711`] and
+//!   [`wav`] are its pure helpers; [`b2bua`] joins calls to legs;
+//!   [`bench`] measures the relay for the `loadtest` binary.
+//!
 //! **Architecture invariants.** The core (`msg`, `digest`, `framing`,
 //! `transaction`, `endpoint`, `sdp`) does no I/O and reads no clock; time
 //! is always a `now: Instant` argument. The crate depends on no other
@@ -80,14 +86,52 @@
 //! let call = handle.dial(Dial { .. }).await?;
 //! // shutdown_tx.send(true): calls are hung up, the task ends within 2 s.
 //! ```
+//!
+//! # Calls with media: the B2BUA
+//!
+//! Every call terminates at centralino: [`b2bua::B2bua`] gives each call
+//! its own RTP port (a *leg* in the [`media::Media`] thread) and writes it
+//! into our SDP; the far ends never see each other.
+//!
+//! ```text
+//! let (media, media_events, _thread) = Media::start(MediaConfig::new(media_ip))?;
+//! let (b2b, mut events, _pump) = B2bua::spawn(handle, sip_events, media, media_events, sink);
+//! let customer = b2b.dial(Dial { .. }).await?;      // leg allocated, offer carries its port
+//! // Incoming(inc) → b2b.ring(&inc.call), b2b.answer(&inc.call) (leg in the offered codec)
+//! b2b.bridge(&agent, &customer).await?;             // media both ways, no signalling
+//! b2b.unbridge(&agent).await?;                      // agent's leg stays up (nailed-up)
+//! b2b.bridge(&agent, &next_customer).await?;        // re-bridge to the next answered call
+//! b2b.play(&customer, Prompt::load(path, Codec::Pcmu)?).await?;  // 20 ms paced
+//! b2b.record(&customer, Some(path)).await?;         // 2-channel WAV; None stops
+//! b2b.hangup(&customer).await?;
+//! ```
+//!
+//! - `events` yields [`b2bua::CallEvent`]: every SIP [`Event`], plus
+//!   `Dtmf { call, digit, duration_ms }` (RFC 4733, once per key press) and
+//!   `PromptDone { call }`.
+//! - Bridging rewrites SSRC, sequence and timestamp toward each far end so
+//!   it sees one continuous stream across bridges, prompts and re-bridges;
+//!   PCMU↔PCMA legs are transcoded; we send to where the far end's packets
+//!   come from (symmetric RTP).
+//! - Every call ends with one [`b2bua::CallRecord`] (start, ringing,
+//!   answer, end; outcome and SIP status; leg; calls it was bridged with;
+//!   recording path) handed to the [`b2bua::CallRecordSink`] that the
+//!   composition root implements against the CRM.
 
+pub mod b2bua;
+pub mod bench;
 pub mod digest;
 pub mod driver;
+pub mod dtmf;
 pub mod endpoint;
 pub mod framing;
+pub mod g711;
+pub mod media;
 pub mod msg;
+pub mod rtp;
 pub mod sdp;
 pub mod transaction;
+pub mod wav;
 
 pub use endpoint::{Config, Credentials, Dial, DigestAuth, Endpoint, Event, IncomingCall, Input, Outcome, Transmit};
 pub use msg::CallId;

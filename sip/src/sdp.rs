@@ -1,8 +1,8 @@
 //! The little SDP we need (RFC 4566, offer/answer per RFC 3264): an audio
 //! offer with PCMU, PCMA and telephone-event (RFC 4733), reading the remote
 //! media address and codecs, and answering an offer with the first codec we
-//! share. Media itself is not this crate's business yet; the user agent
-//! only carries these bodies.
+//! share. The user agent only carries these bodies; [`crate::b2bua`]
+//! reads them to point a media leg at the far end.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -33,6 +33,14 @@ pub struct Media {
     pub payload_types: Vec<u8>,
     /// The payload type of telephone-event/8000, if offered.
     pub telephone_event: Option<u8>,
+}
+
+impl Media {
+    /// The G.711 codec offer/answer settles on: the first of PCMU (0) or
+    /// PCMA (8) in the stream's list, as [`answer`] chooses it.
+    pub fn codec(&self) -> Option<crate::g711::Codec> {
+        self.payload_types.iter().find_map(|&pt| crate::g711::Codec::from_payload_type(pt))
+    }
 }
 
 /// Reads the first audio stream; `None` if there is none or it is malformed.

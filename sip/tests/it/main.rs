@@ -6,6 +6,8 @@
 
 mod digest;
 mod framing;
+mod media;
+mod media_interop;
 mod core;
 mod parser;
 mod registrar;
