@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pacing::{AgentId, CallId, Event, Pacer, Time};
 
-pub use bench::{BenchOptions, Record, print_table, run_benchmark, scenario_names, write_table};
+pub use bench::{BenchOptions, Record, print_table, run_benchmark, scenario_names, write_json, write_table};
 
 /// A distribution given by its mean and standard deviation (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

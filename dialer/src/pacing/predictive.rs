@@ -2,7 +2,7 @@
 //! chance of being abandoned under a budget, and steer that budget so the
 //! campaign's abandon rate lands on its target.
 //!
-//! Each time it is asked, it forecasts, for a grid of horizons τ (1–30 s):
+//! Each time it is asked, it forecasts, for a grid of horizons τ (1–25 s):
 //! - **supply** — agents free to take a call by τ + grace: those ready now,
 //!   plus, for every agent on a call or in wrap-up, the probability that they
 //!   finish by then given how long they have been at it. That residual-life
@@ -12,19 +12,23 @@
 //!   plus, for every call still ringing, the probability that it is answered
 //!   within τ given its age (from the learned answer-age distribution).
 //!
-//! Supply and demand are sums of independent Bernoulli variables, so their
-//! difference is treated as normal. Expected abandons over the horizon are
-//! approximated by the worst τ of E[(demand − supply)⁺]. Adding k new calls
-//! adds k times the fresh call's answer curve to demand; the pacer places the
-//! k-th call only while the abandons it adds, per answer it brings, stay under
-//! the budget β.
+//! Supply and demand are sums of independent Bernoulli variables, treated
+//! as normal. A new call answered in (τ_{j−1}, τ_j] is abandoned if the
+//! answers ahead of it (waiting, ringing, and the new calls placed before it)
+//! already take every agent free by τ_j + grace; summing that over the fresh
+//! call's answer-time distribution gives P(abandon | answered) for the
+//! marginal call. The pacer places the k-th call only while that probability
+//! stays under the budget β. (A first version compared the worst τ of
+//! E[(demand − supply)⁺] instead; it under-priced calls that rely on agents
+//! who are still talking and did no better than a fixed power ratio of 3.)
 //!
-//! β is the feedback term. The pacer counts its own abandons (drops, scaled
-//! by the share of connected answers that were people, since with AMD off the
-//! dialer cannot tell a dropped person from a dropped machine) against an
-//! allowance of `aim × target` per live answer. Slack in hand raises β
-//! exponentially, spending it over about `feedback_horizon_s`; overspend
-//! lowers it. That makes the long-run rate track the aim whatever bias the
+//! β is the feedback term. The pacer counts its own abandons against an
+//! allowance of `aim × target` per live answer. With AMD off the dialer
+//! cannot tell a dropped person from a dropped machine, so each drop counts
+//! as the posterior probability that a call answered at its ring age was a
+//! person, from the answer ages of connected people and machines. Slack in
+//! hand raises β exponentially, spending it over about
+//! `feedback_horizon_s`; overspend lowers it. That makes the long-run rate track the aim whatever bias the
 //! forecast has.
 //!
 //! Two guards keep it safe when the world shifts faster than it learns: the
@@ -78,7 +82,7 @@ impl Default for PredictiveConfig {
             grace_s: 2.0,
             amd_false_positive_rate: 0.0,
             max_lines_per_agent: 3.0,
-            feedback_horizon_s: 900.0,
+            feedback_horizon_s: 1800.0,
             budget_start: 2.0,
             memory_calls: 1500.0,
             memory_agent: 250.0,
@@ -342,9 +346,18 @@ pub struct Predictive {
     triggered: bool,
     // Own record for the feedback term.
     started: Option<Time>,
+    /// Ring age of answered calls, until we learn whether each was a person:
+    /// waiting calls by id, bridged calls by agent.
+    answer_age_waiting: std::collections::BTreeMap<super::CallId, Duration>,
+    answer_age_bridged: std::collections::BTreeMap<AgentId, Duration>,
+    /// Answer ages of connected people and machines (for the drop estimate).
+    live_ages: Hist,
+    machine_ages: Hist,
+    /// Estimated people among the drops: each drop weighs the posterior
+    /// probability that a call answered at its ring age was a person.
+    drops_live: f64,
     drops: u64,
     live_connects: u64,
-    machine_connects: u64,
     budget: f64,
 }
 
@@ -369,9 +382,13 @@ impl Predictive {
             last_decision: None,
             triggered: true,
             started: None,
+            answer_age_waiting: Default::default(),
+            answer_age_bridged: Default::default(),
+            live_ages: Hist::new(500, 120, cfg.memory_calls),
+            machine_ages: Hist::new(500, 120, cfg.memory_calls),
+            drops_live: 0.0,
             drops: 0,
             live_connects: 0,
-            machine_connects: 0,
             budget: cfg.budget_start * cfg.target,
             floor: Floor::default(),
             cfg,
@@ -392,10 +409,19 @@ impl Predictive {
     }
 
     fn estimated_counts(&self) -> (f64, f64) {
-        let share = (self.live_connects as f64 + 1.0)
-            / ((self.live_connects + self.machine_connects) as f64 + 2.0);
-        let ab = self.drops as f64 * share;
+        let ab = self.drops_live;
         (ab, self.live_connects as f64 + ab)
+    }
+
+    /// P(person | answered after ringing `age`), from the answer ages of
+    /// connected calls whose nature the agent reported.
+    fn live_posterior(&self, age: Duration) -> f64 {
+        let ql = self.live_share();
+        let x = age.as_millis() as f64;
+        let density = |h: &Hist| if h.n == 0 { 0.0 } else { h.cdf(x + 1000.0) - h.cdf((x - 1000.0).max(0.0)) };
+        let (fl, fm) = (density(&self.live_ages), density(&self.machine_ages));
+        let (wl, wm) = (ql * fl, (1.0 - ql) * fm);
+        if wl + wm > 1e-12 { wl / (wl + wm) } else { ql }
     }
 
     fn live_share(&self) -> f64 {
@@ -523,23 +549,31 @@ impl Predictive {
 
         self.update_budget(now);
         let beta = self.budget;
-        let loss = |n: f64| -> f64 {
-            let mut worst = 0.0f64;
+        // P(the n-th new call is abandoned | it is answered): answered in
+        // (τ_{j−1}, τ_j], it finds no agent if the answers ahead of it (other
+        // calls, the n − 1 new ones before it) already take every agent free
+        // by τ_j + grace.
+        let abandon = |n: f64| -> f64 {
+            let mut p = 0.0;
+            let mut prev_a = 0.0;
             for k in 0..K {
+                let da = a0[k] - prev_a;
+                prev_a = a0[k];
+                if da <= 0.0 {
+                    continue;
+                }
                 let m = mu[k] + n * a0[k];
                 let s2 = var[k] + n * a0[k] * (1.0 - a0[k]);
-                worst = worst.max(expected_positive(m, s2));
+                p += da * if s2 <= 1e-12 {
+                    if m > -0.5 { 1.0 } else { 0.0 }
+                } else {
+                    normal_cdf((m + 0.5) / s2.sqrt())
+                };
             }
-            worst
+            p / q_new
         };
         let mut placed = 0u32;
-        let mut prev = loss(0.0);
-        while placed < room {
-            let next = loss(f64::from(placed + 1));
-            if (next - prev) / q_new > beta {
-                break;
-            }
-            prev = next;
+        while placed < room && abandon(f64::from(placed)) <= beta {
             placed += 1;
         }
         placed
@@ -556,10 +590,27 @@ impl Pacer for Predictive {
                 if let Some(placed) = self.floor.ringing_placed_at(c) {
                     let answered = matches!(event, Event::CallAnswered(_));
                     self.answers.add(now.since(placed), answered);
+                    if answered {
+                        self.answer_age_waiting.insert(c, now.since(placed));
+                    }
                 }
             }
-            Event::CallDropped(_) => self.drops += 1,
+            Event::CallConnected { call, agent } => {
+                if let Some(age) = self.answer_age_waiting.remove(&call) {
+                    self.answer_age_bridged.insert(agent, age);
+                }
+            }
+            Event::CallDropped(c) => {
+                self.drops += 1;
+                let age = self.answer_age_waiting.remove(&c);
+                self.live_ages.rebuild();
+                self.machine_ages.rebuild();
+                self.drops_live += age.map_or(self.live_share(), |a| self.live_posterior(a));
+            }
             Event::CallEnded { agent, live, .. } => {
+                if let Some(age) = self.answer_age_bridged.remove(&agent) {
+                    if live { self.live_ages.add(age) } else { self.machine_ages.add(age) }
+                }
                 if let Some(v) = self.floor.agent(agent) {
                     let d = now.since(v.since);
                     if live { self.talk.add(d) } else { self.machine.add(d) }
@@ -569,8 +620,6 @@ impl Pacer for Predictive {
                 if live {
                     self.live_connects += 1;
                     self.wrapping_live.insert(agent);
-                } else {
-                    self.machine_connects += 1;
                 }
             }
             Event::AgentReady(agent) if self.wrapping_live.remove(&agent) => {
@@ -602,17 +651,6 @@ impl Pacer for Predictive {
     }
 }
 
-/// E[max(X, 0)] for X ~ Normal(mean, var).
-fn expected_positive(mean: f64, var: f64) -> f64 {
-    if var <= 1e-12 {
-        return mean.max(0.0);
-    }
-    let s = var.sqrt();
-    let z = mean / s;
-    let pdf = (-0.5 * z * z).exp() * 0.398_942_280_401_432_7;
-    s * pdf + mean * normal_cdf(z)
-}
-
 fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z * std::f64::consts::FRAC_1_SQRT_2)
 }
@@ -640,12 +678,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expected_positive_matches_known_values() {
-        // E[max(Z,0)] for a standard normal is 1/sqrt(2π).
-        assert!((expected_positive(0.0, 1.0) - 0.398_942_28).abs() < 1e-6);
-        assert!(expected_positive(-10.0, 1.0) < 1e-12);
-        assert!((expected_positive(10.0, 1.0) - 10.0).abs() < 1e-9);
+    fn normal_cdf_matches_known_values() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
         assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
+        assert!((normal_cdf(-1.96) - 0.025).abs() < 1e-4);
     }
 
     #[test]

@@ -127,7 +127,6 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
             }
         }
     }
-    // Order cells so scenario-major output still groups modes together.
     let seeds = opts.seeds.max(1) as usize;
     let jobs = cells.len() * seeds;
     let results: Mutex<Vec<Option<Result<RunMetrics, SimError>>>> = Mutex::new(vec![None; jobs]);
@@ -141,8 +140,6 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
         for _ in 0..threads {
             s.spawn(|| {
                 loop {
-                    // Largest agent counts first would balance better, but the
-                    // plain order keeps this simple and is good enough.
                     let j = next.fetch_add(1, Ordering::Relaxed);
                     if j >= jobs {
                         break;
@@ -230,6 +227,12 @@ fn worst_day(runs: &[RunMetrics]) -> f64 {
     worst
 }
 
+/// Write the records as pretty-printed JSON.
+pub fn write_json(path: &std::path::Path, records: &[Record]) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(records).map_err(io::Error::other)?;
+    std::fs::write(path, json)
+}
+
 /// Print the table to standard output.
 pub fn print_table(records: &[Record]) {
     let mut out = io::stdout().lock();
@@ -241,13 +244,13 @@ pub fn print_table(records: &[Record]) {
 pub fn write_table(w: &mut dyn Write, records: &[Record]) -> io::Result<()> {
     writeln!(
         w,
-        "| scenario | mode | N | p | talk occ | busy occ | abandon (campaign) | worst seed | worst 24h | worst 1h | idle s/connect | connects/agent-h | dials/agent-h |"
+        "| scenario | mode | N | p | talk occ | busy occ | abandon TSR (campaign) | abandon UK (campaign) | worst seed | worst 24h (UK) | worst 1h | idle s/connect | connects/agent-h | dials/agent-h |"
     )?;
-    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
+    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
     for r in records {
         writeln!(
             w,
-            "| {} | {} | {} | {:.2} | {:.1}% | {:.1}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.0} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {:.2} | {:.1}% | {:.1}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.0} | {:.1} | {:.0} |",
             r.scenario,
             r.mode,
             r.agents,
@@ -255,6 +258,7 @@ pub fn write_table(w: &mut dyn Write, records: &[Record]) -> io::Result<()> {
             r.talk_occupancy * 100.0,
             r.busy_occupancy * 100.0,
             r.abandon_rate_30d * 100.0,
+            r.abandon_rate_uk * 100.0,
             r.abandon_max_seed * 100.0,
             r.abandon_worst_24h * 100.0,
             r.abandon_worst_1h * 100.0,
@@ -264,4 +268,29 @@ pub fn write_table(w: &mut dyn Write, records: &[Record]) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(minutes: Vec<[u32; 3]>) -> RunMetrics {
+        RunMetrics { minutes, ..RunMetrics::default() }
+    }
+
+    #[test]
+    fn worst_day_spans_the_end_of_one_shift_and_the_start_of_the_next() {
+        // Day 0 is clean until its last minute; day 1 opens badly. Each day
+        // alone is at 5 %, but the 24 h from day 0's last minute to day 1's
+        // first minute holds 20 abandons in 200 answers.
+        let d0 = day(vec![[100, 0, 0], [100, 10, 0]]);
+        let d1 = day(vec![[100, 10, 0], [100, 0, 0]]);
+        let worst = worst_day(&[d0.clone(), d1.clone()]);
+        assert!((worst - 0.10).abs() < 1e-12, "{worst}");
+        // AMD false positives count in this (UK) form.
+        let d2 = day(vec![[100, 0, 3], [100, 0, 0]]);
+        assert!((worst_day(&[d2]) - 0.015).abs() < 1e-12);
+        // The worst hour inside a shift is plain TSR.
+        assert!((d0.worst_window(1) - 0.10).abs() < 1e-12);
+    }
 }
