@@ -19,9 +19,23 @@
 //!
 //! Bounces: a hard bounce suppresses the address at once; soft bounces on 3
 //! of the address's last 5 messages suppress it too (Keila's rule).
+//!
+//! Templates live in [`crate::campaigns_template`]; engagement events
+//! (opens, clicks, unsubscribes, complaints) arrive in batches through
+//! [`Store::record_events`], idempotent on each event's key so a
+//! write-ahead file can be replayed after a crash; the monitor, timelines,
+//! lists from results, ROI and the complaint-rate guard are in
+//! [`crate::campaigns_monitor`].
 
-use crate::{Channel, Error, ListId, Millis, PartyId, Result, Store, UserId};
+use crate::campaigns_template::{self, Rendered, Template};
+use crate::{Actor, Channel, Error, ListId, Millis, PartyId, Result, Role, Store, UserId};
 use sqlx::Row;
+
+/// Campaigns are the marketers' business: marketers, supervisors and admins
+/// may manage them; agents and support reps may not.
+pub fn require_marketing(actor: &Actor) -> Result<()> {
+    if matches!(actor.role, Role::Marketer | Role::Supervisor | Role::Admin) { Ok(()) } else { Err(Error::Forbidden) }
+}
 
 /// A campaign id.
 pub type CampaignId = i64;
@@ -103,6 +117,8 @@ impl Store {
 
     /// Adds a draft message to a campaign.
     pub async fn add_campaign_message(&self, campaign: CampaignId, channel: Channel, subject: &str, body_text: &str, body_html: &str, list: ListId, now: Millis) -> Result<MessageId> {
+        let t = Template { subject: subject.into(), text: body_text.into(), html: body_html.into() };
+        campaigns_template::validate(&t, &self.characteristic_keys().await?)?;
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO campaign_messages (campaign_id, channel, subject, body_text, body_html, list_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -170,13 +186,16 @@ impl Store {
             .ok_or(Error::NotFound("message"))?
             .try_get(0)?;
         let channel = Channel::parse(&channel).unwrap_or(Channel::Email);
+        if !self.campaign_active_for(message).await? {
+            return Ok(vec![]);
+        }
         let mut tx = self.begin().await?;
         // The state test is repeated outside the sub-select so that on
         // PostgreSQL a racing claimer re-checks it on the locked row version
         // and skips rows another worker just took.
         let rows = sqlx::query(
             "UPDATE campaign_outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM campaign_outbox WHERE message_id = $3 AND (state = 'queued' OR (state = 'sending' AND lease_until < $2)) ORDER BY id LIMIT $4) \
+             WHERE id IN (SELECT id FROM campaign_outbox WHERE message_id = $3 AND ((state = 'queued' AND not_before <= $2) OR (state = 'sending' AND lease_until < $2)) ORDER BY id LIMIT $4) \
              AND (state = 'queued' OR (state = 'sending' AND lease_until < $2)) \
              RETURNING id, party_id, address, message_key, attempts",
         )
@@ -214,10 +233,12 @@ impl Store {
     /// completion after another worker finished it changes nothing.
     pub async fn complete_outbox(&self, outbox_id: i64, outcome: Outcome, detail: &str, now: Millis) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query("UPDATE campaign_outbox SET state = $1, detail = $2, updated_at = $3 WHERE id = $4 AND state = 'sending'")
+        let sent_at = (outcome == Outcome::Sent).then_some(now);
+        let r = sqlx::query("UPDATE campaign_outbox SET state = $1, detail = $2, updated_at = $3, sent_at = $4 WHERE id = $5 AND state = 'sending'")
             .bind(outcome.as_str())
             .bind(detail)
             .bind(now)
+            .bind(sent_at)
             .bind(outbox_id)
             .execute(&mut *tx)
             .await?;
@@ -301,5 +322,306 @@ impl Store {
             m.events.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
         }
         Ok(m)
+    }
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct CampaignMessage {
+    pub id: MessageId,
+    pub campaign_id: CampaignId,
+    pub channel: Channel,
+    pub template: Template,
+    pub list_id: Option<ListId>,
+    pub state: String,
+    pub launched_at: Option<Millis>,
+}
+
+/// An engagement event as the tracking endpoints produce it. The ids come
+/// from a verified token, so no lookup is needed to store it; `key` makes
+/// the insert idempotent (a replayed write-ahead entry is stored once).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrackEvent {
+    pub key: String,
+    pub outbox_id: i64,
+    pub message_id: MessageId,
+    pub party_id: i64,
+    /// `opened`, `clicked`.
+    pub kind: String,
+    /// For a click, `INDEX URL`.
+    pub detail: String,
+    pub machine: bool,
+    pub at: Millis,
+}
+
+/// What the sender needs to know about a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendInfo {
+    pub campaign_id: CampaignId,
+    pub channel: Channel,
+    pub template: Template,
+}
+
+/// One outbox row, looked up by id (bounce processing).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message_id: MessageId,
+    pub party_id: PartyId,
+    pub address: String,
+    pub message_key: String,
+    pub state: String,
+    pub sent_at: Option<Millis>,
+}
+
+const EVENT_COLS: usize = 8;
+
+impl Store {
+    /// Every characteristic key some party has: the merge fields
+    /// `characteristics.KEY` a template may use.
+    pub async fn characteristic_keys(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT key FROM party_chars ORDER BY key").fetch_all(&self.read).await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
+    }
+
+    /// Replaces a message's template after checking it (unknown fields and
+    /// unsafe HTML are rejected, naming the part). Only a draft may change:
+    /// recipients of a launched message must all get the same text.
+    pub async fn save_template(&self, actor: &Actor, message: MessageId, t: &Template) -> Result<CampaignMessage> {
+        require_marketing(actor)?;
+        let m = self.campaign_message(message).await?;
+        if m.state != "draft" {
+            return Err(Error::Duplicate("the message was launched; its template can no longer change".into()));
+        }
+        campaigns_template::validate(t, &self.characteristic_keys().await?)?;
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE campaign_messages SET subject = $1, body_text = $2, body_html = $3 WHERE id = $4")
+            .bind(&t.subject)
+            .bind(&t.text)
+            .bind(&t.html)
+            .bind(message)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.campaign_message(message).await
+    }
+
+    pub async fn campaign(&self, id: CampaignId) -> Result<(Campaign, String)> {
+        let r = sqlx::query("SELECT id, name, objectives, budget_cents, owner_id, state FROM campaigns WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(Error::NotFound("campaign"))?;
+        let c = Campaign {
+            id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            objectives: r.try_get(2)?,
+            budget_cents: r.try_get(3)?,
+            owner_id: r.try_get::<Option<i64>, _>(4)?.map(UserId),
+        };
+        Ok((c, r.try_get(5)?))
+    }
+
+    /// The messages of a campaign, oldest first.
+    pub async fn campaign_messages(&self, campaign: CampaignId) -> Result<Vec<CampaignMessage>> {
+        let rows = sqlx::query("SELECT id FROM campaign_messages WHERE campaign_id = $1 ORDER BY id").bind(campaign).fetch_all(&self.read).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(self.campaign_message(r.try_get(0)?).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn campaign_message(&self, id: MessageId) -> Result<CampaignMessage> {
+        let r = sqlx::query("SELECT id, campaign_id, channel, subject, body_text, body_html, list_id, state, launched_at FROM campaign_messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let channel: String = r.try_get(2)?;
+        Ok(CampaignMessage {
+            id: r.try_get(0)?,
+            campaign_id: r.try_get(1)?,
+            channel: Channel::parse(&channel).map_err(|_| Error::NotFound("channel"))?,
+            template: Template { subject: r.try_get(3)?, text: r.try_get(4)?, html: r.try_get(5)? },
+            list_id: r.try_get::<Option<i64>, _>(6)?.map(ListId),
+            state: r.try_get(7)?,
+            launched_at: r.try_get(8)?,
+        })
+    }
+
+    /// The template merged for one party, as that recipient would get it
+    /// (tracking links are added by the sender, not here).
+    pub async fn preview(&self, actor: &Actor, message: MessageId, party: PartyId) -> Result<Rendered> {
+        require_marketing(actor)?;
+        let m = self.campaign_message(message).await?;
+        let p = self.get_party(actor, party).await?;
+        let mut ctx = campaigns_template::party_context(&p);
+        ctx["unsubscribe_url"] = "#unsubscribe".into();
+        campaigns_template::render(&m.template, &ctx).map_err(|e| Error::invalid("template", e))
+    }
+
+    /// The merge context of a recipient (for the sender).
+    pub async fn merge_context(&self, party: PartyId) -> Result<serde_json::Value> {
+        Ok(campaigns_template::party_context(&self.get_party(&Actor::system(), party).await?))
+    }
+
+    pub async fn send_info(&self, message: MessageId) -> Result<SendInfo> {
+        let m = self.campaign_message(message).await?;
+        Ok(SendInfo { campaign_id: m.campaign_id, channel: m.channel, template: m.template })
+    }
+
+    /// Whether the message's campaign may send (not paused by the
+    /// complaint-rate guard).
+    pub async fn campaign_active_for(&self, message: MessageId) -> Result<bool> {
+        let r = sqlx::query("SELECT c.state FROM campaigns c JOIN campaign_messages m ON m.campaign_id = c.id WHERE m.id = $1")
+            .bind(message)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match r {
+            Some(r) => r.try_get::<String, _>(0)? == "active",
+            None => false,
+        })
+    }
+
+    /// Launched messages of active campaigns that have rows to send now.
+    pub async fn sendable_messages(&self, channel: Channel, now: Millis) -> Result<Vec<MessageId>> {
+        let rows = sqlx::query(
+            "SELECT m.id FROM campaign_messages m JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.state = 'launched' AND c.state = 'active' AND m.channel = $1 AND EXISTS (SELECT 1 FROM campaign_outbox o WHERE o.message_id = m.id \
+             AND ((o.state = 'queued' AND o.not_before <= $2) OR (o.state = 'sending' AND o.lease_until < $2))) ORDER BY m.id",
+        )
+        .bind(channel.as_str())
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| r.try_get::<i64, _>(0).map_err(Error::from)).collect()
+    }
+
+    /// Puts a claimed row back in the queue until `not_before` (a throttle
+    /// or a send window said "not now"); the claim does not count as an
+    /// attempt.
+    pub async fn defer_outbox(&self, outbox_id: i64, not_before: Millis, now: Millis) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query("UPDATE campaign_outbox SET state = 'queued', not_before = $1, attempts = attempts - 1, updated_at = $2 WHERE id = $3 AND state = 'sending'")
+            .bind(not_before)
+            .bind(now)
+            .bind(outbox_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn outbox_row(&self, outbox_id: i64) -> Result<OutboxRow> {
+        let r = sqlx::query("SELECT id, message_id, party_id, address, message_key, state, sent_at FROM campaign_outbox WHERE id = $1")
+            .bind(outbox_id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(Error::NotFound("outbox row"))?;
+        Ok(OutboxRow {
+            id: r.try_get(0)?,
+            message_id: r.try_get(1)?,
+            party_id: PartyId(r.try_get(2)?),
+            address: r.try_get(3)?,
+            message_key: r.try_get(4)?,
+            state: r.try_get(5)?,
+            sent_at: r.try_get(6)?,
+        })
+    }
+
+    /// The secret that signs tracking, unsubscribe and VERP tokens, made on
+    /// first use and kept in the store so every process of an installation
+    /// signs alike (a configured secret takes precedence in the app).
+    pub async fn campaign_secret(&self) -> Result<Vec<u8>> {
+        if let Some(r) = sqlx::query("SELECT value FROM campaign_settings WHERE name = 'tracking_secret'").fetch_optional(&self.read).await? {
+            let v: String = r.try_get(0)?;
+            if let Ok(b) = hex::decode(v) {
+                return Ok(b);
+            }
+        }
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO campaign_settings (name, value) VALUES ('tracking_secret', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(hex::encode(bytes))
+            .execute(&mut *tx)
+            .await?;
+        let v: String = sqlx::query("SELECT value FROM campaign_settings WHERE name = 'tracking_secret'").fetch_one(&mut *tx).await?.try_get(0)?;
+        tx.commit().await?;
+        hex::decode(v).map_err(|_| Error::NotFound("tracking secret"))
+    }
+
+    /// Stores a batch of engagement events in one multi-row INSERT per
+    /// 1,000 events; events whose key is already stored are skipped, so a
+    /// replay is harmless. Returns how many were new.
+    pub async fn record_events(&self, events: &[TrackEvent]) -> Result<u64> {
+        let mut new = 0;
+        let mut tx = self.begin().await?;
+        for chunk in events.chunks(1000) {
+            let sql = crate::import::values_sql(
+                self.backend,
+                "INSERT INTO campaign_events (event_key, outbox_id, message_id, party_id, kind, detail, machine, at)",
+                EVENT_COLS,
+                chunk.len(),
+                "ON CONFLICT (event_key) DO NOTHING",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q.bind(&e.key).bind(e.outbox_id).bind(e.message_id).bind(e.party_id).bind(&e.kind).bind(&e.detail).bind(e.machine as i64).bind(e.at);
+            }
+            new += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// One-click unsubscribe from a verified token: withdraws the party's
+    /// email consent (recorded with time and source) and records the event.
+    /// Every later claim checks consent, so it takes effect for the next
+    /// send. Idempotent; returns whether consent changed.
+    pub async fn unsubscribe(&self, outbox_id: i64, source: &str, now: Millis) -> Result<bool> {
+        self.withdraw(outbox_id, "unsubscribed", source, now).await
+    }
+
+    /// A complaint (ARF report) about an outbox row: unsubscribes the party,
+    /// records the event and applies the campaign's complaint-rate guard.
+    pub async fn record_complaint(&self, outbox_id: i64, now: Millis) -> Result<crate::campaigns_monitor::Compliance> {
+        self.withdraw(outbox_id, "complained", "complaint (ARF report)", now).await?;
+        let row = self.outbox_row(outbox_id).await?;
+        let campaign = self.campaign_message(row.message_id).await?.campaign_id;
+        self.check_compliance(campaign, now).await
+    }
+
+    async fn withdraw(&self, outbox_id: i64, kind: &str, source: &str, now: Millis) -> Result<bool> {
+        let row = self.outbox_row(outbox_id).await?;
+        let channel = self.campaign_message(row.message_id).await?.channel;
+        let mut tx = self.begin().await?;
+        let granted = sqlx::query("SELECT granted FROM party_consents WHERE party_id = $1 AND channel = $2")
+            .bind(row.party_id.0)
+            .bind(channel.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .unwrap_or(0);
+        crate::parties::upsert_consent(&mut tx, row.party_id, channel, false, now, source).await?;
+        if granted != 0 {
+            crate::oplog::record(&mut tx, &Actor::system(), "party", row.party_id.0, "consent", &serde_json::json!({ channel.as_str(): [true, false], "source": source })).await?;
+        }
+        sqlx::query(
+            "INSERT INTO campaign_events (event_key, outbox_id, message_id, party_id, kind, detail, machine, at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (event_key) DO NOTHING",
+        )
+        .bind(format!("{kind}:{outbox_id}"))
+        .bind(outbox_id)
+        .bind(row.message_id)
+        .bind(row.party_id.0)
+        .bind(kind)
+        .bind(source)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(granted != 0)
     }
 }

@@ -19,6 +19,8 @@
 pub mod activities;
 pub mod auth;
 pub mod campaigns;
+pub mod campaigns_monitor;
+pub mod campaigns_template;
 pub mod deals;
 pub mod dedup;
 pub mod error;
