@@ -14,13 +14,14 @@ const HTML2TEXT_MAX_DEPTH: usize = 256;
 
 /// HTML made safe to show inside the console: no scripts, styles, event
 /// handlers, forms or frames; links open without a referrer. Images keep
-/// only `cid:` and `data:` sources, so opening a ticket does not fetch
-/// remote trackers.
+/// only `cid:` sources (the message's own parts), so opening a ticket does
+/// not fetch remote trackers; `data:` URLs are refused everywhere because a
+/// `data:text/html` link is a script in disguise.
 pub fn sanitise_html(html: &str) -> String {
     ammonia::Builder::default()
-        .url_schemes(["http", "https", "mailto", "cid", "data"].into_iter().collect())
+        .url_schemes(["http", "https", "mailto", "cid"].into_iter().collect())
         .attribute_filter(|element, attribute, value| {
-            if element == "img" && attribute == "src" && !(value.starts_with("cid:") || value.starts_with("data:")) {
+            if element == "img" && attribute == "src" && !value.starts_with("cid:") {
                 return None;
             }
             Some(Cow::Borrowed(value))
@@ -168,6 +169,8 @@ mod tests {
         let s = sanitise_html(r#"<p onclick="x()">Hi<script>alert(1)</script><img src="https://t.example/p.gif"><img src="cid:logo"></p>"#);
         assert!(!s.contains("script") && !s.contains("onclick") && !s.contains("t.example"), "{s}");
         assert!(s.contains("cid:logo"), "{s}");
+        let d = sanitise_html(r#"<a href="data:text/html,<script>alert(1)</script>">x</a><a href="javascript:alert(1)">y</a>"#);
+        assert!(!d.contains("data:") && !d.contains("javascript:"), "{d}");
         let t = html_to_text("<p>Hello&nbsp;<b>world</b></p><p>second &amp; last</p>");
         assert!(t.contains("Hello") && t.contains("world") && t.contains("second & last"), "{t}");
         let deep = "<div>".repeat(10_000) + "deep text" + &"</div>".repeat(10_000);

@@ -223,3 +223,45 @@ async fn garbage_is_a_flagged_ticket_and_acks_are_rate_limited() {
     })
     .await;
 }
+
+/// Two mailboxes, each bound to its own service centre: a mail's ticket
+/// belongs to the centre of the mailbox it arrived in.
+#[tokio::test]
+async fn each_mailbox_feeds_its_centre() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let support = centre(&store, "Support").await;
+            let sales = store
+                .create_centre(
+                    &crm::Actor::system(),
+                    crm::tickets::CentreInput {
+                        name: "Sales".into(),
+                        public: true,
+                        team_id: None,
+                        head_user_id: None,
+                        calendar_id: None,
+                        auto_ack: false,
+                        mailboxes: vec!["sales@gw.test".into()],
+                    },
+                )
+                .await
+                .expect("centre")
+                .id;
+            let (fs, fb) = (folder("cs"), folder("cb"));
+            let n = unique_suffix();
+            p.append("support", &fs, &simple_mail("a@customer.test", &format!("s-{n}@customer.test"), "support question", "", "x")).await;
+            p.append("sales", &fb, &simple_mail("a@customer.test", &format!("b-{n}@customer.test"), "sales question", "", "x")).await;
+            let rs = sync_once(store.clone(), p.mailbox("support", &fs, support), opts(), false).await.expect("sync");
+            let rb = sync_once(store.clone(), p.mailbox("sales", &fb, sales), opts(), false).await.expect("sync");
+            assert_eq!(detail(&store, rs.tickets[0].1).await.ticket.centre_id, support, "{}", ts.name);
+            let sales_ticket = rb.tickets[0].1;
+            assert_eq!(detail(&store, sales_ticket).await.ticket.centre_id, sales);
+            let acks = store.ticket_outbox(sales_ticket).await.expect("outbox").len();
+            assert_eq!(acks, 0, "the sales centre does not acknowledge");
+        }
+    })
+    .await;
+}
