@@ -48,6 +48,12 @@ stop_pg() {
   $AS "$PG_BIN/pg_ctl" -D "$PEERS/pg/data" -m fast stop >&2 || true
 }
 
+free_port() { # free_port PORT: PORT, or the next one nobody listens on
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+
 wait_port() { # wait_port PORT NAME: until something accepts on 127.0.0.1:PORT (~5 s)
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
@@ -59,6 +65,10 @@ wait_port() { # wait_port PORT NAME: until something accepts on 127.0.0.1:PORT (
 
 start_dovecot() {
   need_pkg dovecot dovecot-imapd dovecot-lmtpd
+  # Another run's peers may hold the default ports: take the next free ones
+  # (the exported variables say which).
+  IMAP_PORT=$(free_port "$IMAP_PORT")
+  LMTP_PORT=$(free_port "$LMTP_PORT")
   local D="$PEERS/dovecot"
   mkdir -p "$D/run" "$D/state" "$D/mail"
   : >"$D/users"
@@ -139,6 +149,7 @@ start_postfix() {
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     need_pkg postfix postfix
   fi
+  SMTP_PORT=$(free_port "$SMTP_PORT")
   local P="$PEERS/postfix"
   mkdir -p "$P/etc" "$P/spool" "$P/data"
   chown postfix:postfix "$P/data"
