@@ -254,7 +254,9 @@ impl B2bua {
         dial.rtp = addr;
         let (from, to) = (dial.caller.clone(), dial.number.clone());
         // Holding the book across the dial keeps the pump from seeing this
-        // call's first response before the entry exists.
+        // call's first response before the entry exists. The driver replies
+        // to commands without waiting on its event queue, so this cannot
+        // deadlock unless that queue (1024 events) is already full.
         let mut book = self.book.lock().await;
         let call = match self.sip.dial(dial).await {
             Ok(c) => c,

@@ -11,4 +11,5 @@ mod media_interop;
 mod core;
 mod parser;
 mod registrar;
+mod relay_bench;
 mod sipp;
