@@ -19,14 +19,17 @@ pub const LOOP_TOKEN: &str = "test-desk";
 pub struct TestStore {
     pub name: &'static str,
     pub store: Store,
+    /// The URL another process can open the same database with.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("crm.db");
-    let store = Store::open(StoreOptions::new(path.to_string_lossy().to_string())).await.expect("open sqlite");
-    TestStore { name: "sqlite", store, _dir: Some(dir) }
+    let url = path.to_string_lossy().to_string();
+    let store = Store::open(StoreOptions::new(url.clone())).await.expect("open sqlite");
+    TestStore { name: "sqlite", store, url, _dir: Some(dir) }
 }
 
 async fn postgres() -> Option<TestStore> {
@@ -41,8 +44,9 @@ async fn postgres() -> Option<TestStore> {
     let admin = Store::connect(StoreOptions::new(format!("{base}/postgres"))).await.expect("connect postgres");
     admin.exec_admin(&format!("CREATE DATABASE {db}")).await.expect("create database");
     admin.close().await;
-    let store = Store::open(StoreOptions::new(format!("{base}/{db}"))).await.expect("open postgres");
-    Some(TestStore { name: "postgres", store, _dir: None })
+    let url = format!("{base}/{db}");
+    let store = Store::open(StoreOptions::new(url.clone())).await.expect("open postgres");
+    Some(TestStore { name: "postgres", store, url, _dir: None })
 }
 
 pub fn unique_suffix() -> String {

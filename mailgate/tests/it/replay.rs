@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const MAILS: usize = 12;
+/// More mail for the process test, so that kills land inside the work.
+const KILL_MAILS: usize = 30;
 
 #[tokio::test]
 async fn killed_mid_batch_and_replayed_three_times() {
@@ -70,4 +72,72 @@ async fn killed_mid_batch_and_replayed_three_times() {
         }
     })
     .await;
+}
+
+/// The same with a real process: the reader runs in a child process (this
+/// test binary, re-run as `child_reader`) that is SIGKILLed at varying
+/// moments — no destructor, no rollback but the database's own.
+#[tokio::test]
+async fn reader_process_killed_with_sigkill_loses_and_duplicates_nothing() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let f = folder("kill");
+            let n = unique_suffix();
+            for i in 0..KILL_MAILS {
+                let from = format!("Customer {i} <k{i}@customer.test>");
+                p.append("support", &f, &simple_mail(&from, &format!("kill-{n}-{i}@customer.test"), &format!("Kill {i}"), "", "help")).await;
+            }
+            let cfg = p.mailbox("support", &f, centre);
+            let exe = std::env::current_exe().expect("test binary");
+            let mut kills = 0;
+            for round in 0..40u64 {
+                let mut child = std::process::Command::new(&exe)
+                    .args(["--exact", "replay::child_reader", "--ignored", "--nocapture", "--test-threads=1"])
+                    .env("MAILGATE_CHILD_STORE", &ts.url)
+                    .env("MAILGATE_CHILD_FOLDER", &f)
+                    .env("MAILGATE_CHILD_CENTRE", centre.0.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn child");
+                // From just after start-up (store open, login) to well into the batch.
+                tokio::time::sleep(Duration::from_millis(30 + (round * 37) % 250)).await;
+                let _ = child.kill(); // SIGKILL
+                let _ = child.wait();
+                kills += 1;
+                if store.uningested_raw_mail(100).await.expect("uningested").is_empty() && ticket_count(&store).await == KILL_MAILS {
+                    break;
+                }
+            }
+            eprintln!("{}: reader process killed {kills} times", ts.name);
+            assert!(kills >= 2, "{}: the reader process was killed at least twice", ts.name);
+            sync_once(store.clone(), cfg.clone(), opts(), false).await.expect("finish");
+            for _ in 0..3 {
+                let r = sync_once(store.clone(), cfg.clone(), opts(), true).await.expect("replay");
+                assert_eq!((r.handled, r.created, r.duplicates), (KILL_MAILS, 0, KILL_MAILS), "{}", ts.name);
+            }
+            assert_eq!(ticket_count(&store).await, KILL_MAILS, "{}: one ticket per mail", ts.name);
+        }
+    })
+    .await;
+}
+
+/// Not a test by itself: the child process of the test above.
+#[tokio::test]
+#[ignore]
+async fn child_reader() {
+    let (Ok(url), Ok(folder), Ok(centre)) =
+        (std::env::var("MAILGATE_CHILD_STORE"), std::env::var("MAILGATE_CHILD_FOLDER"), std::env::var("MAILGATE_CHILD_CENTRE"))
+    else {
+        return;
+    };
+    let Some(p) = peers() else { return };
+    let store = crm::Store::open(crm::StoreOptions::new(url)).await.expect("open store");
+    let centre = crm::tickets::ServiceCentreId(centre.parse().expect("centre id"));
+    let (_tx, rx) = watch::channel(false);
+    run_mailbox(store, p.mailbox("support", &folder, centre), opts(), rx).await;
 }
