@@ -19,20 +19,30 @@
 //! - [`classify`]: loop and auto-reply defence, pure and table-tested;
 //! - [`smtp`]: rendering and sending the outbox with `lettre`.
 //!
+//! Campaign mail shares the plumbing: [`campaign`] drains the campaign
+//! outbox (templates merged, links signed by [`tracking`], DKIM by [`dkim`],
+//! windows and throttles by [`pacing`]) and maps bounces back through VERP;
+//! [`eventlog`] makes tracking hits durable in batches.
+//!
 //! Architecture invariant: `mailgate` depends on `crm` only, never talks
-//! SQL, and only [`imap`] and [`smtp`] touch sockets.
+//! SQL, and only [`imap`], [`smtp`] and [`campaign`] touch sockets.
 
 pub mod body;
 pub mod bounce;
+pub mod campaign;
 pub mod classify;
 pub mod config;
+pub mod dkim;
 pub mod error;
+pub mod eventlog;
 pub mod imap;
 pub mod ingest;
+pub mod pacing;
 pub mod parse;
 pub mod smtp;
 pub mod sync;
 pub mod thread;
+pub mod tracking;
 
 pub use config::{AfterIngest, GatewayConfig, MailboxConfig, Secret, Security, SmtpConfig};
 pub use error::{Error, Result};
