@@ -242,6 +242,8 @@ start_all() {
   start_pg
   # The SIP tests start their own sipp instances; only the package is needed.
   need_pkg sipp sip-tester
+  # A real softphone for the media interop tests (they start their own).
+  need_pkg baresip baresip-core
   start_dovecot
   start_postfix
 }
