@@ -86,6 +86,8 @@ pub struct SyncReport {
     pub created: usize,
     /// Messages the store had already ingested (replays).
     pub duplicates: usize,
+    /// Messages stored but refused by the store (left for a person).
+    pub quarantined: usize,
     /// The ticket of every handled message, by UID, in handling order.
     pub tickets: Vec<(u32, crm::tickets::TicketNo)>,
 }
@@ -289,8 +291,10 @@ impl Driver {
                 Some((raw, truncated)) => {
                     let size = sizes.get(&uid).copied().unwrap_or(0);
                     let raw = if truncated { ingest::truncated_raw(raw, size) } else { raw };
-                    let done = ingest::handle(&self.store, &self.cfg, &self.opts, self.uid_validity, uid, raw, truncated).await?;
-                    self.report.add(uid, &done);
+                    match ingest::handle(&self.store, &self.cfg, &self.opts, self.uid_validity, uid, raw, truncated).await? {
+                        Some(done) => self.report.add(uid, &done),
+                        None => self.report.quarantined += 1,
+                    }
                     self.core.on_handled(uid);
                 }
                 None => {

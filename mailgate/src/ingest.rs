@@ -8,7 +8,7 @@ use crate::config::MailboxConfig;
 use crate::error::Result;
 use crate::parse::{self, ParseOptions, flag};
 use crm::tickets::{IngestOutcome, RawMail, RawMailId};
-use tracing::info;
+use tracing::{info, warn};
 
 /// A message that is now part of a ticket.
 #[derive(Debug, Clone)]
@@ -19,7 +19,11 @@ pub struct Ingested {
     pub outcome: IngestOutcome,
 }
 
-/// Stores and ingests one message of `cfg`'s mailbox.
+/// Stores and ingests one message of `cfg`'s mailbox. `Ok(None)`: the
+/// message is stored but the store refused to ingest it for a reason other
+/// than its database being unreachable (a poison message); it stays listed
+/// by `uningested_raw_mail` for a person to look at, and the mailbox moves
+/// on instead of retrying it forever.
 pub async fn handle(
     store: &crm::Store,
     cfg: &MailboxConfig,
@@ -28,7 +32,7 @@ pub async fn handle(
     uid: u32,
     raw: Vec<u8>,
     truncated: bool,
-) -> Result<Ingested> {
+) -> Result<Option<Ingested>> {
     let mut inbound = parse::parse(&raw, opts);
     if truncated {
         inbound.mail.flags.push(flag::TRUNCATED.into());
@@ -44,9 +48,22 @@ pub async fn handle(
             received_at: now,
         })
         .await?;
-    let outcome = store.ingest_mail(raw_id, inbound.mail, cfg.centre, now).await?;
+    let outcome = match store.ingest_mail(raw_id, inbound.mail, cfg.centre, now).await {
+        Ok(o) => o,
+        Err(e) if is_transient(&e) => return Err(e.into()),
+        Err(e) => {
+            warn!(uid, raw = %raw_id, error = %e, "mail stored but not ingested; left for a person");
+            return Ok(None);
+        }
+    };
     info!(uid, ticket_no = %outcome.ticket, created = outcome.created, duplicate = outcome.duplicate, verdict = ?inbound.verdict.kind, "mail handled");
-    Ok(Ingested { raw: raw_id, uid: i64::from(uid), outcome })
+    Ok(Some(Ingested { raw: raw_id, uid: i64::from(uid), outcome }))
+}
+
+/// A database error may pass (retry later); anything else is about the
+/// message and will not.
+fn is_transient(e: &crm::Error) -> bool {
+    matches!(e, crm::Error::Db(_) | crm::Error::Migrate(_))
 }
 
 /// Ingests this mailbox's raw messages that were stored but never ingested
@@ -59,7 +76,15 @@ pub async fn replay_uningested(store: &crm::Store, cfg: &MailboxConfig, opts: &P
             continue;
         }
         let inbound = parse::parse(&stored.mail.raw, opts);
-        let outcome = store.ingest_mail(id, inbound.mail, cfg.centre, crm::now_ms()).await?;
+        let outcome = match store.ingest_mail(id, inbound.mail, cfg.centre, crm::now_ms()).await {
+            Ok(o) => o,
+            Err(e) if is_transient(&e) => return Err(e.into()),
+            // A poison message must not block the mailbox: it stays listed.
+            Err(e) => {
+                warn!(raw = %id, error = %e, "stored mail still cannot be ingested");
+                continue;
+            }
+        };
         info!(raw = %id, ticket_no = %outcome.ticket, "replayed a stored but uningested mail");
         done.push(Ingested { raw: id, uid: stored.mail.uid, outcome });
     }
