@@ -276,7 +276,7 @@ impl PartyGen {
             owner_id: None,
             city: Some(p.city),
             zone: Some(p.zone),
-            do_not_call: i % 37 == 0,
+            do_not_call: i.is_multiple_of(37),
             notes: p.note,
             phones,
             emails,

@@ -82,12 +82,12 @@ impl Location {
 
     /// Creates the (empty) database if it does not exist yet.
     async fn ensure_exists(&self) -> anyhow::Result<()> {
-        if let Location::Postgres { base, db } = self {
-            if Store::connect(StoreOptions::new(self.url())).await.is_err() {
-                let admin = pg_admin(base).await?;
-                admin.exec_admin(&format!("CREATE DATABASE {db}")).await.with_context(|| format!("creating database {db}"))?;
-                admin.close().await;
-            }
+        if let Location::Postgres { base, db } = self
+            && Store::connect(StoreOptions::new(self.url())).await.is_err()
+        {
+            let admin = pg_admin(base).await?;
+            admin.exec_admin(&format!("CREATE DATABASE {db}")).await.with_context(|| format!("creating database {db}"))?;
+            admin.close().await;
         }
         Ok(())
     }

@@ -72,7 +72,7 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
                     phones.push(v.to_string());
                 }
             }
-            if csv_rows % 1_000 == 0 {
+            if csv_rows.is_multiple_of(1_000) {
                 csv_lat.record(block.elapsed());
                 block = Instant::now();
             }
@@ -193,7 +193,9 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     );
     report.fact("errors column", "import: rejected rows; phone baseline: cells that do not parse (the bad rows' numbers)");
     report.fact("ratios", "rates only: the rows time different units of work (chunk, 1,000 rows, slice)");
-    report.check("1st run throughput", "≥ 50,000 rows/s (SQLite)", format!("{:.0} rows/s", round(rate1, 0)), args.backend != Backend::Sqlite || rate1 >= 50_000.0);
+    if args.backend == Backend::Sqlite {
+        report.check("1st run throughput on SQLite", "≥ 50,000 rows/s", format!("{:.0} rows/s", round(rate1, 0)), rate1 >= 50_000.0);
+    }
     report.check("2nd run creates nothing", "0 created", format!("{} created, {} skipped, {} updated", r2.inserted + r2.companies_created, r2.skipped, r2.updated), r2.inserted == 0 && r2.companies_created == 0);
     report.check("rejected rows", &format!("{} (generated bad rows)", stats.bad), r1.rejected.len().to_string(), r1.rejected.len() as u64 == stats.bad);
     drop(scratch);
