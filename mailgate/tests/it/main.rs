@@ -6,6 +6,7 @@
 //! (set by `scripts/test.sh`) makes that a failure.
 
 mod bounce;
+mod campaign;
 mod harness;
 mod ingest;
 mod outbound;
