@@ -20,6 +20,7 @@
 //! has a deadline (timers B/F/H/J, the ring timer, the CANCEL deadline).
 
 use crate::digest::{self, Algorithm, Challenge};
+use crate::guard::{Guard, RateLimits, TrunkAddr, Verdict};
 use crate::msg::{self, CallId, Message};
 use crate::transaction::{ClientTx, ServerTx, Timers, TxOutput};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -54,6 +55,15 @@ pub struct Config {
     pub max_register_expires: u32,
     /// Seed for tags, branches and nonces, so tests are reproducible.
     pub rng_seed: u64,
+    /// Toll-fraud protection: INVITEs from these addresses are accepted as
+    /// they come; from anywhere else only with a digest answer (407) that
+    /// [`Credentials`] verifies, and with no `Credentials` not at all (403).
+    pub trusted_trunks: Vec<TrunkAddr>,
+    /// Trunks reached over TCP: requests to them say `SIP/2.0/TCP` in Via,
+    /// are not retransmitted, and the driver sends them on a connection.
+    pub tcp_trunks: Vec<SocketAddr>,
+    /// Size and per-source rate limits (see [`crate::guard`]).
+    pub limits: RateLimits,
 }
 
 impl Config {
@@ -67,6 +77,9 @@ impl Config {
             auth_algorithm: Algorithm::Md5,
             max_register_expires: 3600,
             rng_seed: 0x5eed,
+            trusted_trunks: Vec::new(),
+            tcp_trunks: Vec::new(),
+            limits: RateLimits::default(),
         }
     }
 }
@@ -222,6 +235,9 @@ struct Call {
     remote_target: Option<String>,
     route_set: Vec<String>,
     peer: SocketAddr,
+    /// Over a stream connection: no retransmissions, and everything in the
+    /// dialog goes back over the connection to `peer`.
+    reliable: bool,
     request_uri: String,
     // Outbound only.
     invite_key: Option<(String, Method)>,
@@ -252,8 +268,13 @@ pub struct Endpoint {
     nonces: HashMap<String, Instant>,
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    guard: Guard,
     /// Messages dropped as malformed (for metrics and tests).
     pub dropped: u64,
+    /// INVITEs refused by toll-fraud protection (403).
+    pub refused: u64,
+    /// Messages dropped or requests answered 503 by the size and rate limits.
+    pub rate_limited: u64,
 }
 
 const NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -312,6 +333,7 @@ impl Endpoint {
     pub fn new(cfg: Config, credentials: Option<Arc<dyn Credentials>>) -> Endpoint {
         Endpoint {
             rng: StdRng::seed_from_u64(cfg.rng_seed),
+            guard: Guard::new(cfg.limits.clone(), cfg.trusted_trunks.clone()),
             cfg,
             credentials,
             clients: HashMap::new(),
@@ -322,6 +344,8 @@ impl Endpoint {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
+            refused: 0,
+            rate_limited: 0,
         }
     }
 
@@ -334,9 +358,27 @@ impl Endpoint {
     /// Feeds one input at time `now`.
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
         match input {
-            Input::Datagram { from, data } => self.handle_datagram(now, from, data),
+            Input::Datagram { from, data } => self.handle_datagram(now, from, data, false),
             Input::Timeout => self.handle_timeout(now),
         }
+    }
+
+    /// Feeds one message framed from a stream connection (TCP) whose far
+    /// end is `from` (see [`crate::framing`]). Transactions on it do not
+    /// retransmit, and responses and in-dialog requests go back to `from`,
+    /// which the driver maps to the connection.
+    pub fn handle_stream(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_datagram(now, from, data, true);
+    }
+
+    /// Whether requests to `dest` go over a stream connection.
+    pub fn is_tcp_trunk(&self, dest: SocketAddr) -> bool {
+        self.cfg.tcp_trunks.contains(&dest)
+    }
+
+    /// The admission guard (rate limits, trunk list), for metrics and tests.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     /// The next bytes to send, if any.
@@ -403,6 +445,7 @@ impl Endpoint {
             remote_target: None,
             route_set: Vec::new(),
             peer: dial.trunk,
+            reliable: self.cfg.tcp_trunks.contains(&dial.trunk),
             request_uri,
             invite_key: None,
             invite: None,
@@ -483,9 +526,10 @@ impl Endpoint {
         CallId::from_token(format!("{t}@centralino"))
     }
 
-    fn via(&mut self) -> (String, String) {
+    fn via(&mut self, reliable: bool) -> (String, String) {
         let branch = format!("z9hG4bK{}", self.token(10));
-        (format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.local), branch)
+        let transport = if reliable { "TCP" } else { "UDP" };
+        (format!("SIP/2.0/{transport} {};branch={branch};rport", self.cfg.local), branch)
     }
 
     fn build_request(&self, method: Method, uri: &str, headers: Vec<Header>, body: Vec<u8>) -> Result<rsip::Request, CallError> {
@@ -494,7 +538,8 @@ impl Endpoint {
     }
 
     fn send_invite(&mut self, now: Instant, id: &CallId, auth_header: Option<(String, String)>) -> Result<(), CallError> {
-        let (via, branch) = self.via();
+        let reliable = self.calls.get(id).ok_or(CallError::UnknownCall)?.reliable;
+        let (via, branch) = self.via(reliable);
         let contact = format!("<sip:centralino@{}>", self.cfg.local);
         let ua = self.cfg.user_agent.clone();
         let c = self.calls.get_mut(id).ok_or(CallError::UnknownCall)?;
@@ -516,7 +561,7 @@ impl Endpoint {
         let (uri, body, peer) = (c.request_uri.clone(), c.offer.clone(), c.peer);
         let req = self.build_request(Method::Invite, &uri, headers, body)?;
         let bytes = msg::to_bytes(&rsip::SipMessage::Request(req.clone()));
-        let (tx, first) = ClientTx::new(now, true, bytes, peer, false, self.cfg.timers);
+        let (tx, first) = ClientTx::new(now, true, bytes, peer, reliable, self.cfg.timers);
         let key = (branch, "INVITE".to_owned());
         if let Some(c) = self.calls.get_mut(id) {
             c.invite_key = Some((key.0.clone(), Method::Invite));
@@ -545,7 +590,7 @@ impl Endpoint {
         // If the INVITE never completes after CANCEL, give up after 64·T1.
         c.cancel_deadline = Some(now + self.cfg.timers.t64());
         c.ring_deadline = None;
-        let peer = c.peer;
+        let (peer, reliable) = (c.peer, c.reliable);
         let mut headers = Vec::new();
         for h in inv.headers.iter() {
             match h {
@@ -559,7 +604,7 @@ impl Endpoint {
         }
         let req = rsip::Request { method: Method::Cancel, uri: inv.uri.clone(), version: rsip::Version::V2, headers: headers.into(), body: Vec::new() };
         let bytes = msg::to_bytes(&rsip::SipMessage::Request(req.clone()));
-        let (tx, first) = ClientTx::new(now, false, bytes, peer, false, self.cfg.timers);
+        let (tx, first) = ClientTx::new(now, false, bytes, peer, reliable, self.cfg.timers);
         self.clients.insert((branch, "CANCEL".into()), ClientEntry { tx, call: Some(id.clone()), purpose: Purpose::Cancel, request: req });
         self.emit_tx(peer, first);
         tracing::debug!(call_id = %id, "CANCEL sent");
@@ -568,6 +613,11 @@ impl Endpoint {
     /// Where in-dialog requests go: first route, else remote target, else
     /// the address the dialog started with.
     fn dialog_dest(c: &Call) -> SocketAddr {
+        if c.reliable {
+            // The connection is the way back; a Contact or Route naming
+            // another address would need a connection we do not have.
+            return c.peer;
+        }
         let first = c.route_set.first().map(|r| msg::uri_hostport(msg::header_uri(r)).to_owned());
         let target = c.remote_target.as_deref().map(|t| msg::uri_hostport(t).to_owned());
         first.or(target).and_then(|hp| hostport_addr(&hp)).unwrap_or(c.peer)
@@ -576,7 +626,8 @@ impl Endpoint {
     /// Builds an in-dialog request (ACK, BYE). `cseq` overrides the next
     /// local CSeq (ACK reuses the INVITE's).
     fn dialog_request(&mut self, id: &CallId, method: Method, cseq: Option<u32>) -> Option<(rsip::Request, String, SocketAddr)> {
-        let (via, branch) = self.via();
+        let reliable = self.calls.get(id)?.reliable;
+        let (via, branch) = self.via(reliable);
         let ua = self.cfg.user_agent.clone();
         let c = self.calls.get_mut(id)?;
         let n = match cseq {
@@ -603,8 +654,9 @@ impl Endpoint {
         if let Some(c) = self.calls.get_mut(id) {
             c.state = CallState::Ending;
         }
+        let reliable = self.calls.get(id).is_some_and(|c| c.reliable);
         let bytes = msg::to_bytes(&rsip::SipMessage::Request(req.clone()));
-        let (tx, first) = ClientTx::new(now, false, bytes, dest, false, self.cfg.timers);
+        let (tx, first) = ClientTx::new(now, false, bytes, dest, reliable, self.cfg.timers);
         self.clients.insert((branch, "BYE".into()), ClientEntry { tx, call: Some(id.clone()), purpose: Purpose::Bye, request: req });
         self.emit_tx(dest, first);
     }
@@ -722,7 +774,17 @@ impl Endpoint {
 
     // ----- input -----
 
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], reliable: bool) {
+        // Checked before parsing, so a flood costs a lookup, not a parse.
+        match self.guard.admit_message(now, from, data.len()) {
+            Verdict::Pass => {}
+            v => {
+                self.rate_limited += 1;
+                let reason = if v == Verdict::TooLarge { "message too large" } else { "message rate" };
+                self.guard.log_refusal(now, from, "message", reason);
+                return;
+            }
+        }
         // RFC 5626 keep-alives are bare CRLFs; they need no answer here.
         if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
             return;
@@ -740,7 +802,7 @@ impl Endpoint {
         };
         if m.is_request() {
             Self::stamp_via(&mut m, from);
-            self.on_request(now, from, m);
+            self.on_request(now, from, m, reliable);
         } else {
             self.on_response(now, m);
         }
@@ -875,7 +937,7 @@ impl Endpoint {
         }
     }
 
-    fn on_request(&mut self, now: Instant, from: SocketAddr, m: Message) {
+    fn on_request(&mut self, now: Instant, from: SocketAddr, m: Message, reliable: bool) {
         let Some(method) = m.method() else { return };
         let branch = m.via.branch.clone().unwrap_or_default();
         let key = ServerKey {
@@ -903,11 +965,21 @@ impl Endpoint {
             }
             return;
         }
-        let dest = Self::response_dest(&m, from);
-        let tx = ServerTx::new(method == Method::Invite, dest, false, self.cfg.timers);
+        // Over a stream the response goes back on the connection (§18.2.2).
+        let dest = if reliable { from } else { Self::response_dest(&m, from) };
+        if self.guard.admit_transaction(now, from) != Verdict::Pass {
+            // Stateless, so the flood leaves no transaction behind; the
+            // message rate limit bounds how many of these we send.
+            self.rate_limited += 1;
+            self.guard.log_refusal(now, from, &method.to_string(), "transaction rate");
+            let r = self.response(&m, 503, None, vec![hdr("Retry-After", "5")], Vec::new());
+            self.outbox.push_back(Transmit { dest, data: r });
+            return;
+        }
+        let tx = ServerTx::new(method == Method::Invite, dest, reliable, self.cfg.timers);
         self.servers.insert(key.clone(), ServerEntry { tx, request: m.clone(), call: None });
         match method {
-            Method::Invite => self.on_invite(now, from, &key, &m),
+            Method::Invite => self.on_invite(now, from, &key, &m, reliable),
             Method::Cancel => self.on_cancel(now, &key, &m),
             Method::Bye => {
                 let found = self.calls.get(&m.call_id).is_some_and(|c| c.remote_tag == m.from_tag || c.remote_tag == m.to_tag);
@@ -939,7 +1011,7 @@ impl Endpoint {
         self.gc();
     }
 
-    fn on_invite(&mut self, now: Instant, from: SocketAddr, key: &ServerKey, m: &Message) {
+    fn on_invite(&mut self, now: Instant, from: SocketAddr, key: &ServerKey, m: &Message, reliable: bool) {
         if m.to_tag.is_some() {
             // A re-INVITE: keep the session as it is by answering with our
             // current SDP; anything else about the dialog stays unchanged.
@@ -958,6 +1030,9 @@ impl Endpoint {
             // or a forked copy; refuse it (§8.2.2.2).
             let r = self.response(m, 482, None, Vec::new(), Vec::new());
             self.server_send(now, key, 482, r);
+            return;
+        }
+        if !self.guard.is_trunk(from) && !self.authorize_invite(now, from, key, m) {
             return;
         }
         let trying = self.response(m, 100, None, Vec::new(), Vec::new());
@@ -980,7 +1055,8 @@ impl Endpoint {
             local_cseq: 0,
             remote_target: m.header("Contact").map(|v| msg::header_uri(&v).to_owned()),
             route_set: m.header_values("Record-Route").iter().flat_map(|v| msg::split_commas(v).into_iter().map(str::to_owned).collect::<Vec<_>>()).collect(),
-            peer: Self::response_dest(m, from),
+            peer: if reliable { from } else { Self::response_dest(m, from) },
+            reliable,
             request_uri,
             invite_key: None,
             invite: None,
@@ -1034,6 +1110,44 @@ impl Endpoint {
                 self.server_send(now, key, 481, r);
             }
         }
+    }
+
+    /// Toll-fraud protection for an INVITE from a source that is not a
+    /// trusted trunk: it must carry a digest answer (Proxy-Authorization,
+    /// RFC 3261 §22.3) for an agent that [`Credentials`] knows. Answers 407
+    /// or 403 itself and returns false if the call must not go ahead.
+    fn authorize_invite(&mut self, now: Instant, from: SocketAddr, key: &ServerKey, m: &Message) -> bool {
+        let tag = self.token(6);
+        let Some(store) = self.credentials.clone() else {
+            self.refuse(now, from, key, m, &tag, "not a trusted trunk");
+            return false;
+        };
+        let creds = m.header("Proxy-Authorization").and_then(|v| digest::Credentials::parse(&v).ok());
+        let Some(creds) = creds else {
+            let ch = self.challenge(now, false);
+            let r = self.response(m, 407, Some(&tag), vec![hdr("Proxy-Authenticate", ch)], Vec::new());
+            self.server_send(now, key, 407, r);
+            return false;
+        };
+        let fresh = self.nonces.get(&creds.nonce).is_some_and(|t| now.duration_since(*t) < NONCE_LIFETIME);
+        if !fresh || creds.realm != self.cfg.realm {
+            let ch = self.challenge(now, !fresh);
+            let r = self.response(m, 407, Some(&tag), vec![hdr("Proxy-Authenticate", ch)], Vec::new());
+            self.server_send(now, key, 407, r);
+            return false;
+        }
+        if store.password(&creds.username).is_some_and(|pw| creds.verify(&pw, "INVITE")) {
+            return true;
+        }
+        self.refuse(now, from, key, m, &tag, "digest refused");
+        false
+    }
+
+    fn refuse(&mut self, now: Instant, from: SocketAddr, key: &ServerKey, m: &Message, tag: &str, reason: &str) {
+        self.refused += 1;
+        self.guard.log_refusal(now, from, "INVITE", reason);
+        let r = self.response(m, 403, Some(tag), Vec::new(), Vec::new());
+        self.server_send(now, key, 403, r);
     }
 
     fn challenge(&mut self, now: Instant, stale: bool) -> String {

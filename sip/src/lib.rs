@@ -74,6 +74,15 @@
 //!   binding raises [`Event::Registered`]; [`Endpoint::registration`] looks
 //!   one up. Without a `Credentials`, REGISTER gets 405.
 //! - OPTIONS is always answered 200.
+//! - Toll-fraud protection ([`guard`]): a new INVITE is accepted only from
+//!   an address in [`Config::trusted_trunks`] or with a digest answer to
+//!   our 407 that [`Credentials`] verifies (an agent's softphone);
+//!   anything else gets 403, counted in [`Endpoint::refused`] and logged at
+//!   most ten lines a second. Per source IP, datagrams over
+//!   [`RateLimits::max_message`] and beyond the message rate are dropped
+//!   unparsed, new transactions beyond the transaction rate get a
+//!   stateless 503 (token buckets with injected time; trunks unlimited
+//!   unless configured).
 //!
 //! With the tokio driver, the same operations are async methods on
 //! [`driver::Handle`] (`dial`, `ring`, `answer`, `reject`, `hangup`), and
@@ -126,6 +135,7 @@ pub mod dtmf;
 pub mod endpoint;
 pub mod framing;
 pub mod g711;
+pub mod guard;
 pub mod media;
 pub mod msg;
 pub mod rtp;
@@ -133,5 +143,6 @@ pub mod sdp;
 pub mod transaction;
 pub mod wav;
 
+pub use guard::{RateLimits, TrunkAddr};
 pub use endpoint::{Config, Credentials, Dial, DigestAuth, Endpoint, Event, IncomingCall, Input, Outcome, Transmit};
 pub use msg::CallId;

@@ -6,6 +6,7 @@
 
 mod digest;
 mod framing;
+mod guard;
 mod media;
 mod media_interop;
 mod core;

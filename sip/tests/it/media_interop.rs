@@ -92,7 +92,9 @@ struct Harness {
 
 async fn harness() -> Harness {
     let sock = driver::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-    let ep = Endpoint::new(Config::new(sock.local_addr().unwrap()), Some(Arc::new(Agents)));
+    let mut cfg = Config::new(sock.local_addr().unwrap());
+    cfg.trusted_trunks = vec!["127.0.0.1".parse().unwrap()];
+    let ep = Endpoint::new(cfg, Some(Arc::new(Agents)));
     let (stop, stop_rx) = watch::channel(false);
     let (handle, sip_events, _task) = driver::spawn(sock, ep, stop_rx).unwrap();
     let (media, media_events, _thread) = Media::start(MediaConfig::new([127, 0, 0, 1].into())).unwrap();

@@ -94,7 +94,9 @@ impl Credentials for Agents {
 async fn start(creds: Option<Arc<dyn Credentials>>) -> (Handle, mpsc::Receiver<Event>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let sock = driver::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
     let local = sock.local_addr().unwrap();
-    let ep = Endpoint::new(Config::new(local), creds);
+    let mut cfg = Config::new(local);
+    cfg.trusted_trunks = vec!["127.0.0.1".parse().unwrap()];
+    let ep = Endpoint::new(cfg, creds);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (h, ev, task) = driver::spawn(sock, ep, stop_rx).unwrap();
     (h, ev, stop_tx, task)
