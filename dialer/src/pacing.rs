@@ -135,7 +135,11 @@ pub enum Event {
     CallDropped(CallId),
     /// The agent's part of the call is over. `live` says whether it was a
     /// person (wrap-up follows) or a machine (the agent is ready right after).
-    CallEnded { call: CallId, agent: AgentId, live: bool },
+    CallEnded {
+        call: CallId,
+        agent: AgentId,
+        live: bool,
+    },
 }
 
 /// The clock-free pacing interface shared by live dialing and simulation.
@@ -229,7 +233,14 @@ impl Floor {
             AgentPhase::InCall => self.in_call += 1,
             AgentPhase::Wrap => {}
         }
-        self.agents.insert(a, AgentView { phase, since: now, leaving });
+        self.agents.insert(
+            a,
+            AgentView {
+                phase,
+                since: now,
+                leaving,
+            },
+        );
     }
 
     fn remove_agent(&mut self, a: AgentId) {
@@ -318,7 +329,11 @@ impl PacingMode {
 
 fn fmt_pct(x: f64) -> String {
     let p = x * 100.0;
-    if (p - p.round()).abs() < 1e-9 { format!("{p:.0}") } else { format!("{p:.1}") }
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0}")
+    } else {
+        format!("{p:.1}")
+    }
 }
 
 /// One call per ready agent: never more calls ringing or waiting than agents
@@ -351,7 +366,11 @@ pub struct Preview {
 
 impl Preview {
     pub fn new(preview: Duration) -> Self {
-        Preview { floor: Floor::default(), preview, reading_since: VecDeque::new() }
+        Preview {
+            floor: Floor::default(),
+            preview,
+            reading_since: VecDeque::new(),
+        }
     }
 }
 
@@ -368,7 +387,10 @@ impl Pacer for Preview {
                 self.reading_since.pop_front();
             }
             Event::AgentLoggedOut(a)
-                if self.floor.agent(*a).is_some_and(|v| v.phase == AgentPhase::Ready) =>
+                if self
+                    .floor
+                    .agent(*a)
+                    .is_some_and(|v| v.phase == AgentPhase::Ready) =>
             {
                 self.reading_since.pop_back();
             }
@@ -406,7 +428,10 @@ pub struct Power {
 
 impl Power {
     pub fn new(ratio: f64) -> Self {
-        Power { floor: Floor::default(), ratio: ratio.max(0.0) }
+        Power {
+            floor: Floor::default(),
+            ratio: ratio.max(0.0),
+        }
     }
 }
 

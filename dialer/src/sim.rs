@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::pacing::{AgentId, CallId, Event, Pacer, Time};
 
-pub use bench::{BenchOptions, Record, print_table, run_benchmark, scenario_names, write_json, write_table};
+pub use bench::{
+    BenchOptions, Record, print_table, run_benchmark, scenario_names, write_json, write_table,
+};
 
 /// A distribution given by its mean and standard deviation (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -68,15 +70,22 @@ pub enum Drift {
     None,
     /// The live-answer probability falls linearly to `to_fraction` of its
     /// start value by the end of the shift.
-    AnswerRateFalls { to_fraction: f64 },
+    AnswerRateFalls {
+        to_fraction: f64,
+    },
     /// Half the agents start at once, the rest log in over 90 minutes; each
     /// takes two 15-minute breaks; a quarter leave during the last 1.5 hours.
     Staffing,
     /// Talk time (mean and sd) doubles at `at_s`.
-    TalkDoubles { at_s: f64 },
+    TalkDoubles {
+        at_s: f64,
+    },
     /// Calls placed in [`at_s`, `at_s + minutes`) ring unanswered to the
     /// timeout.
-    Outage { at_s: f64, minutes: f64 },
+    Outage {
+        at_s: f64,
+        minutes: f64,
+    },
 }
 
 /// The synthetic floor: callees, agents and the shift.
@@ -136,17 +145,29 @@ impl Scenario {
             "answer_rate_falls" => Drift::AnswerRateFalls { to_fraction: 0.5 },
             "staffing" => Drift::Staffing,
             "talk_doubles" => Drift::TalkDoubles { at_s: 4.0 * 3600.0 },
-            "outage" => Drift::Outage { at_s: 3.0 * 3600.0, minutes: 10.0 },
+            "outage" => Drift::Outage {
+                at_s: 3.0 * 3600.0,
+                minutes: 10.0,
+            },
             "amd" => {
                 return Some(Scenario {
                     name: name.into(),
-                    amd: Some(Amd { min_s: 2.0, max_s: 3.5, false_positive: 0.02, false_negative: 0.10 }),
+                    amd: Some(Amd {
+                        min_s: 2.0,
+                        max_s: 3.5,
+                        false_positive: 0.02,
+                        false_negative: 0.10,
+                    }),
                     ..base
                 });
             }
             _ => return None,
         };
-        Some(Scenario { name: name.into(), drift, ..base })
+        Some(Scenario {
+            name: name.into(),
+            drift,
+            ..base
+        })
     }
 }
 
@@ -199,7 +220,10 @@ impl RunMetrics {
     }
     /// UK form: adds people hung up on by AMD.
     pub fn abandon_rate_uk(&self) -> f64 {
-        ratio((self.live_drops + self.amd_false_positives) as f64, self.live_answers as f64)
+        ratio(
+            (self.live_drops + self.amd_false_positives) as f64,
+            self.live_answers as f64,
+        )
     }
     pub fn idle_s_per_connect(&self) -> f64 {
         let idle = self.logged_in_s - self.talk_s - self.wrap_s - self.machine_s;
@@ -361,14 +385,23 @@ impl<'a> Sim<'a> {
             rng_agents: StdRng::seed_from_u64(mix(seed.wrapping_mul(3) + 1)),
             rng_misc: StdRng::seed_from_u64(mix(seed.wrapping_mul(3) + 2)),
             agents: vec![
-                Agent { state: AState::Offline, since: Time::ZERO, login_at: Time::ZERO, leaving: false, rejoin: false };
+                Agent {
+                    state: AState::Offline,
+                    since: Time::ZERO,
+                    login_at: Time::ZERO,
+                    leaving: false,
+                    rejoin: false
+                };
                 sc.agents as usize
             ],
             ready: VecDeque::new(),
             waiting: VecDeque::new(),
             calls: Vec::new(),
             ringing: 0,
-            m: RunMetrics { minutes: vec![[0; 3]; minutes], ..RunMetrics::default() },
+            m: RunMetrics {
+                minutes: vec![[0; 3]; minutes],
+                ..RunMetrics::default()
+            },
         }
     }
 
@@ -387,7 +420,11 @@ impl<'a> Sim<'a> {
         for i in 0..n {
             match self.sc.drift {
                 Drift::Staffing => {
-                    let login = if i < n.div_ceil(2) { 0.0 } else { self.rng_misc.random_range(0.0..1.5 * h) };
+                    let login = if i < n.div_ceil(2) {
+                        0.0
+                    } else {
+                        self.rng_misc.random_range(0.0..1.5 * h)
+                    };
                     self.at(Time::ZERO + secs(login), Ev::Login(i));
                     for (lo, hi) in [(2.0 * h, 3.0 * h), (5.0 * h, 6.0 * h)] {
                         let b = self.rng_misc.random_range(lo..hi);
@@ -502,7 +539,11 @@ impl<'a> Sim<'a> {
         } else {
             (Truth::Fail, timeout)
         };
-        self.calls.push(Call { truth, state: CallState::Ringing, answered_at: Time::ZERO });
+        self.calls.push(Call {
+            truth,
+            state: CallState::Ringing,
+            answered_at: Time::ZERO,
+        });
         self.ringing += 1;
         if self.in_window(self.now) {
             self.m.dials += 1;
@@ -531,7 +572,11 @@ impl<'a> Sim<'a> {
             Some(amd) => {
                 self.calls[c].state = CallState::Analysing;
                 let lo = amd.min_s.min(amd.max_s);
-                let d = if amd.max_s > lo { self.rng_misc.random_range(lo..amd.max_s) } else { lo };
+                let d = if amd.max_s > lo {
+                    self.rng_misc.random_range(lo..amd.max_s)
+                } else {
+                    lo
+                };
                 let t = self.now + secs(d);
                 self.at(t, Ev::AmdDone(c));
             }
@@ -593,7 +638,11 @@ impl<'a> Sim<'a> {
         let live = self.calls[c].truth == Truth::Live;
         let dur = if live {
             let doubled = matches!(self.sc.drift, Drift::TalkDoubles { at_s } if self.after_warm_s(self.now) >= at_s);
-            let s = if doubled { &self.d.talk_doubled } else { &self.d.talk };
+            let s = if doubled {
+                &self.d.talk_doubled
+            } else {
+                &self.d.talk
+            };
             s.sample(&mut self.rng_agents)
         } else {
             self.sc.machine_handling_s
@@ -601,10 +650,20 @@ impl<'a> Sim<'a> {
         if live && self.in_window(self.now) {
             self.m.live_connects += 1;
         }
-        self.set_state(a, if live { AState::Talk(c) } else { AState::Machine(c) });
+        self.set_state(
+            a,
+            if live {
+                AState::Talk(c)
+            } else {
+                AState::Machine(c)
+            },
+        );
         let t = self.now + secs(dur);
         self.at(t, Ev::AgentDone(a));
-        self.tell(Event::CallConnected { call: CallId::new(c as u64), agent: AgentId::new(a as u32) });
+        self.tell(Event::CallConnected {
+            call: CallId::new(c as u64),
+            agent: AgentId::new(a as u32),
+        });
     }
 
     /// Close the agent's current phase into the metrics and start another.
@@ -635,11 +694,19 @@ impl<'a> Sim<'a> {
                 let w = self.d.wrap.sample(&mut self.rng_agents);
                 let t = self.now + secs(w);
                 self.at(t, Ev::AgentDone(a));
-                self.tell(Event::CallEnded { call: CallId::new(c as u64), agent: id, live: true });
+                self.tell(Event::CallEnded {
+                    call: CallId::new(c as u64),
+                    agent: id,
+                    live: true,
+                });
             }
             AState::Machine(c) => {
                 self.set_state(a, AState::Wrap);
-                self.tell(Event::CallEnded { call: CallId::new(c as u64), agent: id, live: false });
+                self.tell(Event::CallEnded {
+                    call: CallId::new(c as u64),
+                    agent: id,
+                    live: false,
+                });
                 self.become_ready(a);
             }
             AState::Wrap => self.become_ready(a),

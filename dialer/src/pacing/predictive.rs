@@ -93,7 +93,10 @@ impl Default for PredictiveConfig {
 
 impl PredictiveConfig {
     pub fn with_target(target: f64) -> Self {
-        PredictiveConfig { target, ..Self::default() }
+        PredictiveConfig {
+            target,
+            ..Self::default()
+        }
     }
 }
 
@@ -227,7 +230,11 @@ impl AnswerStats {
     }
 
     fn slow(&self) -> f64 {
-        if self.total_all > 0.0 { self.total_ans / self.total_all } else { 0.0 }
+        if self.total_all > 0.0 {
+            self.total_ans / self.total_all
+        } else {
+            0.0
+        }
     }
 
     fn add(&mut self, age: Duration, answered: bool) {
@@ -249,7 +256,10 @@ impl AnswerStats {
         self.weight *= self.growth;
         if self.weight > 1e150 {
             let s = 1.0 / self.weight;
-            self.ans.iter_mut().chain(self.all.iter_mut()).for_each(|m| *m *= s);
+            self.ans
+                .iter_mut()
+                .chain(self.all.iter_mut())
+                .for_each(|m| *m *= s);
             self.total_ans *= s;
             self.total_all *= s;
             self.weight = 1.0;
@@ -285,7 +295,8 @@ impl AnswerStats {
         if alive <= 1e-9 * self.total_all.max(1e-300) {
             return 0.0;
         }
-        ((Self::interp(&self.cum_ans, x1) - Self::interp(&self.cum_ans, x0)) / alive).clamp(0.0, 1.0)
+        ((Self::interp(&self.cum_ans, x1) - Self::interp(&self.cum_ans, x0)) / alive)
+            .clamp(0.0, 1.0)
     }
 }
 
@@ -297,7 +308,9 @@ struct RowCache {
 
 impl RowCache {
     fn new(len: usize) -> Self {
-        RowCache { rows: vec![(0, [(0.0, 0.0); K]); len] }
+        RowCache {
+            rows: vec![(0, [(0.0, 0.0); K]); len],
+        }
     }
 
     fn row(&mut self, i: usize, generation: u32, p: impl Fn(usize) -> f64) -> &[(f64, f64); K] {
@@ -405,7 +418,11 @@ impl Predictive {
     /// is steering (TSR, plus the AMD false-positive estimate if set).
     pub fn estimated_abandon_rate(&self) -> f64 {
         let (ab, live) = self.estimated_counts();
-        if live > 0.0 { ab / live + self.cfg.amd_false_positive_rate } else { 0.0 }
+        if live > 0.0 {
+            ab / live + self.cfg.amd_false_positive_rate
+        } else {
+            0.0
+        }
     }
 
     fn estimated_counts(&self) -> (f64, f64) {
@@ -418,7 +435,13 @@ impl Predictive {
     fn live_posterior(&self, age: Duration) -> f64 {
         let ql = self.live_share();
         let x = age.as_millis() as f64;
-        let density = |h: &Hist| if h.n == 0 { 0.0 } else { h.cdf(x + 1000.0) - h.cdf((x - 1000.0).max(0.0)) };
+        let density = |h: &Hist| {
+            if h.n == 0 {
+                0.0
+            } else {
+                h.cdf(x + 1000.0) - h.cdf((x - 1000.0).max(0.0))
+            }
+        };
         let (fl, fm) = (density(&self.live_ages), density(&self.machine_ages));
         let (wl, wm) = (ql * fl, (1.0 - ql) * fm);
         if wl + wm > 1e-12 { wl / (wl + wm) } else { ql }
@@ -434,7 +457,10 @@ impl Predictive {
     }
 
     fn rebuild(&mut self, now: Time) {
-        if self.last_rebuild.is_some_and(|t| now.since(t).as_millis() < u128::from(REBUILD_MS)) {
+        if self
+            .last_rebuild
+            .is_some_and(|t| now.since(t).as_millis() < u128::from(REBUILD_MS))
+        {
             return;
         }
         self.last_rebuild = Some(now);
@@ -459,7 +485,10 @@ impl Predictive {
         let (ab, live) = self.estimated_counts();
         let allowed = (self.cfg.aim * target - self.cfg.amd_false_positive_rate).max(0.0);
         let slack = allowed * live - ab;
-        let elapsed = self.started.map_or(0.0, |s| now.since(s).as_secs_f64()).max(60.0);
+        let elapsed = self
+            .started
+            .map_or(0.0, |s| now.since(s).as_secs_f64())
+            .max(60.0);
         let scale = (allowed * live / elapsed * self.cfg.feedback_horizon_s).max(2.0);
         let b = self.cfg.budget_start * target * (slack / scale).clamp(-30.0, 30.0).exp();
         self.budget = b.clamp(0.05 * target, 0.4);
@@ -467,7 +496,9 @@ impl Predictive {
 
     fn decide(&mut self, now: Time) -> u32 {
         let floor = &self.floor;
-        let free_now = floor.ready().saturating_sub(floor.ringing() + floor.waiting());
+        let free_now = floor
+            .ready()
+            .saturating_sub(floor.ringing() + floor.waiting());
         if self.cold() {
             return free_now;
         }
@@ -480,7 +511,11 @@ impl Predictive {
         let g = self.cfg.grace_s * 1000.0;
         let ql = self.live_share();
         let q_slow = self.answers.slow();
-        let boost = if q_slow > 0.0 { (self.answers.fast / q_slow).max(1.0) } else { 1.0 };
+        let boost = if q_slow > 0.0 {
+            (self.answers.fast / q_slow).max(1.0)
+        } else {
+            1.0
+        };
 
         // Supply: ready now, plus agents finishing by τ + grace.
         let mut mu = [0.0f64; K];
@@ -496,7 +531,8 @@ impl Predictive {
                 AgentPhase::Wrap => {
                     let wrap = &self.wrap;
                     let e = sec as f64 * 1000.0 + 500.0;
-                    self.wrap_rows.row(sec, gen_, |k| wrap.done_within(e, TAUS[k] * 1000.0 + g))
+                    self.wrap_rows
+                        .row(sec, gen_, |k| wrap.done_within(e, TAUS[k] * 1000.0 + g))
                 }
                 _ => {
                     // Talk hazards change slowly after the first minute:
@@ -564,11 +600,12 @@ impl Predictive {
                 }
                 let m = mu[k] + n * a0[k];
                 let s2 = var[k] + n * a0[k] * (1.0 - a0[k]);
-                p += da * if s2 <= 1e-12 {
-                    if m > -0.5 { 1.0 } else { 0.0 }
-                } else {
-                    normal_cdf((m + 0.5) / s2.sqrt())
-                };
+                p += da
+                    * if s2 <= 1e-12 {
+                        if m > -0.5 { 1.0 } else { 0.0 }
+                    } else {
+                        normal_cdf((m + 0.5) / s2.sqrt())
+                    };
             }
             p / q_new
         };
@@ -609,11 +646,19 @@ impl Pacer for Predictive {
             }
             Event::CallEnded { agent, live, .. } => {
                 if let Some(age) = self.answer_age_bridged.remove(&agent) {
-                    if live { self.live_ages.add(age) } else { self.machine_ages.add(age) }
+                    if live {
+                        self.live_ages.add(age)
+                    } else {
+                        self.machine_ages.add(age)
+                    }
                 }
                 if let Some(v) = self.floor.agent(agent) {
                     let d = now.since(v.since);
-                    if live { self.talk.add(d) } else { self.machine.add(d) }
+                    if live {
+                        self.talk.add(d)
+                    } else {
+                        self.machine.add(d)
+                    }
                 }
                 self.kind_live = self.kind_live * self.kind_decay + if live { 1.0 } else { 0.0 };
                 self.kind_all = self.kind_all * self.kind_decay + 1.0;
@@ -623,7 +668,11 @@ impl Pacer for Predictive {
                 }
             }
             Event::AgentReady(agent) if self.wrapping_live.remove(&agent) => {
-                if let Some(v) = self.floor.agent(agent).filter(|v| v.phase == AgentPhase::Wrap) {
+                if let Some(v) = self
+                    .floor
+                    .agent(agent)
+                    .filter(|v| v.phase == AgentPhase::Wrap)
+                {
                     self.wrap.add(now.since(v.since));
                 }
             }
@@ -632,7 +681,10 @@ impl Pacer for Predictive {
         // Events that free capacity warrant a decision before the next tick.
         if matches!(
             event,
-            Event::AgentReady(_) | Event::AgentLoggedIn(_) | Event::CallFailed(_) | Event::CallDropped(_)
+            Event::AgentReady(_)
+                | Event::AgentLoggedIn(_)
+                | Event::CallFailed(_)
+                | Event::CallDropped(_)
         ) {
             self.triggered = true;
         }
@@ -640,7 +692,9 @@ impl Pacer for Predictive {
     }
 
     fn calls_to_place(&mut self, now: Time) -> u32 {
-        let due = self.last_decision.is_none_or(|t| now.since(t).as_millis() >= 250);
+        let due = self
+            .last_decision
+            .is_none_or(|t| now.since(t).as_millis() >= 250);
         if !(due || self.triggered) {
             return 0;
         }
@@ -668,7 +722,8 @@ fn erfc(x: f64) -> f64 {
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
                                 + t * (-1.135_203_98
-                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }

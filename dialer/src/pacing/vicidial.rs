@@ -107,7 +107,11 @@ impl Vicidial {
         if agents > 0.0 {
             let diff_pct = (ready - waiting + self.cfg.diff_target) / agents * 100.0;
             let i = self.cfg.intensity / 100.0;
-            let adj = if diff_pct >= 0.0 { diff_pct * (i + 1.0) } else { diff_pct * (i - 1.0).abs() };
+            let adj = if diff_pct >= 0.0 {
+                diff_pct * (i + 1.0)
+            } else {
+                diff_pct * (i - 1.0).abs()
+            };
             level *= 1.0 + adj / 100.0;
         }
         level = level.clamp(1.0, self.cfg.max_level);
@@ -158,8 +162,11 @@ impl Pacer for Vicidial {
         while *next <= now {
             *next = *next + second;
             let f = &self.floor;
-            self.samples
-                .push_back((f64::from(f.ready()), f64::from(f.waiting()), f64::from(f.logged_in())));
+            self.samples.push_back((
+                f64::from(f.ready()),
+                f64::from(f.waiting()),
+                f64::from(f.logged_in()),
+            ));
             if self.samples.len() > self.cfg.samples {
                 self.samples.pop_front();
             }

@@ -49,7 +49,14 @@ impl Default for BenchOptions {
 
 /// The benchmark's scenarios: the stationary floor and its drifts.
 pub fn scenario_names() -> &'static [&'static str] {
-    &["stationary", "answer_rate_falls", "staffing", "talk_doubles", "outage", "amd"]
+    &[
+        "stationary",
+        "answer_rate_falls",
+        "staffing",
+        "talk_doubles",
+        "outage",
+        "amd",
+    ]
 }
 
 /// The modes run in a scenario: all of them on the stationary floor; under
@@ -122,7 +129,10 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
                 let scenario = Scenario::named(name, agents, p)
                     .ok_or_else(|| SimError(format!("unknown scenario {name:?}")))?;
                 for mode in modes_for(&scenario) {
-                    cells.push(Cell { scenario: scenario.clone(), mode });
+                    cells.push(Cell {
+                        scenario: scenario.clone(),
+                        mode,
+                    });
                 }
             }
         }
@@ -155,7 +165,9 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
             });
         }
     });
-    let results = results.into_inner().map_err(|_| SimError("a worker panicked".into()))?;
+    let results = results
+        .into_inner()
+        .map_err(|_| SimError("a worker panicked".into()))?;
     let mut runs = Vec::with_capacity(jobs);
     for r in results {
         runs.push(r.ok_or_else(|| SimError("a run did not finish".into()))??);
@@ -173,7 +185,13 @@ fn aggregate(cell: &Cell, runs: &[RunMetrics]) -> Record {
     let live: u64 = runs.iter().map(|r| r.live_answers).sum();
     let drops: u64 = runs.iter().map(|r| r.live_drops).sum();
     let fps: u64 = runs.iter().map(|r| r.amd_false_positives).sum();
-    let pooled = |x: u64| if live > 0 { x as f64 / live as f64 } else { 0.0 };
+    let pooled = |x: u64| {
+        if live > 0 {
+            x as f64 / live as f64
+        } else {
+            0.0
+        }
+    };
     Record {
         scenario: cell.scenario.name.clone(),
         mode: cell.mode.label(),
@@ -197,7 +215,13 @@ fn aggregate(cell: &Cell, runs: &[RunMetrics]) -> Record {
 /// a window starting at minute `m` of shift `i` covers the rest of that shift
 /// and the first `m` minutes of the next.
 fn worst_day(runs: &[RunMetrics]) -> f64 {
-    let rate = |live: u64, ab: u64| if live > 0 { ab as f64 / live as f64 } else { 0.0 };
+    let rate = |live: u64, ab: u64| {
+        if live > 0 {
+            ab as f64 / live as f64
+        } else {
+            0.0
+        }
+    };
     // Prefix sums of (live answers, UK abandons) per minute.
     let prefix: Vec<Vec<(u64, u64)>> = runs
         .iter()
@@ -246,7 +270,10 @@ pub fn write_table(w: &mut dyn Write, records: &[Record]) -> io::Result<()> {
         w,
         "| scenario | mode | N | p | talk occ | busy occ | abandon TSR (campaign) | abandon UK (campaign) | worst seed | worst 24h (UK) | worst 1h | idle s/connect | connects/agent-h | dials/agent-h |"
     )?;
-    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
+    writeln!(
+        w,
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    )?;
     for r in records {
         writeln!(
             w,
@@ -275,7 +302,10 @@ mod tests {
     use super::*;
 
     fn day(minutes: Vec<[u32; 3]>) -> RunMetrics {
-        RunMetrics { minutes, ..RunMetrics::default() }
+        RunMetrics {
+            minutes,
+            ..RunMetrics::default()
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use dialer::pacing::{
-    AgentId, CallId, Event, Pacer, PacingMode, PredictiveConfig, Preview, Progressive, Time, Vicidial,
-    VicidialConfig,
+    AgentId, CallId, Event, Pacer, PacingMode, PredictiveConfig, Preview, Progressive, Time,
+    Vicidial, VicidialConfig,
 };
 use dialer::sim::{Drift, RunMetrics, Scenario, run};
 
@@ -19,7 +19,10 @@ fn shift(mode: &PacingMode, scenario: &Scenario, seed: u64) -> RunMetrics {
 
 /// A two-hour stationary shift keeps the slow (debug) test runs short.
 fn short(agents: u32, p: f64) -> Scenario {
-    Scenario { shift_s: 2.0 * 3600.0, ..Scenario::stationary(agents, p) }
+    Scenario {
+        shift_s: 2.0 * 3600.0,
+        ..Scenario::stationary(agents, p)
+    }
 }
 
 #[test]
@@ -37,14 +40,22 @@ fn progressive_places_one_call_per_ready_agent() {
     p.on_event(secs(5), &Event::CallFailed(CallId::new(1)));
     assert_eq!(p.calls_to_place(secs(5)), 1);
     p.on_event(secs(6), &Event::CallAnswered(CallId::new(0)));
-    assert_eq!(p.calls_to_place(secs(6)), 1, "a waiting answer still holds its agent");
+    assert_eq!(
+        p.calls_to_place(secs(6)),
+        1,
+        "a waiting answer still holds its agent"
+    );
 }
 
 #[test]
 fn progressive_never_has_more_calls_than_ready_agents() {
     for seed in 0..3 {
         let m = shift(&PacingMode::Progressive, &short(10, 0.35), seed);
-        assert!(m.max_excess_calls <= 0, "seed {seed}: {} calls over ready agents", m.max_excess_calls);
+        assert!(
+            m.max_excess_calls <= 0,
+            "seed {seed}: {} calls over ready agents",
+            m.max_excess_calls
+        );
         assert_eq!(m.live_drops, 0);
         assert!(m.live_connects > 100);
     }
@@ -92,8 +103,16 @@ fn same_seed_same_metrics() {
 #[test]
 fn predictive_holds_three_percent_with_twenty_agents() {
     let sc = Scenario::stationary(20, 0.2);
-    let m = shift(&PacingMode::Predictive(PredictiveConfig::with_target(0.03)), &sc, 1);
-    assert!(m.abandon_rate() <= 0.03, "abandon rate {}", m.abandon_rate());
+    let m = shift(
+        &PacingMode::Predictive(PredictiveConfig::with_target(0.03)),
+        &sc,
+        1,
+    );
+    assert!(
+        m.abandon_rate() <= 0.03,
+        "abandon rate {}",
+        m.abandon_rate()
+    );
     let progressive = shift(&PacingMode::Progressive, &sc, 1);
     assert!(
         m.talk_occupancy() > progressive.talk_occupancy() + 0.15,
@@ -106,18 +125,44 @@ fn predictive_holds_three_percent_with_twenty_agents() {
 #[test]
 fn predictive_one_percent_target_abandons_less_than_three_percent_target() {
     let sc = Scenario::stationary(20, 0.35);
-    let strict = shift(&PacingMode::Predictive(PredictiveConfig::with_target(0.01)), &sc, 2);
-    let loose = shift(&PacingMode::Predictive(PredictiveConfig::with_target(0.03)), &sc, 2);
-    assert!(strict.abandon_rate() <= 0.01, "abandon rate {}", strict.abandon_rate());
+    let strict = shift(
+        &PacingMode::Predictive(PredictiveConfig::with_target(0.01)),
+        &sc,
+        2,
+    );
+    let loose = shift(
+        &PacingMode::Predictive(PredictiveConfig::with_target(0.03)),
+        &sc,
+        2,
+    );
+    assert!(
+        strict.abandon_rate() <= 0.01,
+        "abandon rate {}",
+        strict.abandon_rate()
+    );
     assert!(strict.abandon_rate() < loose.abandon_rate());
     assert!(strict.talk_occupancy() < loose.talk_occupancy());
 }
 
 #[test]
 fn predictive_survives_a_carrier_outage() {
-    let sc = Scenario { drift: Drift::Outage { at_s: 3600.0, minutes: 10.0 }, ..Scenario::stationary(20, 0.2) };
-    let m = shift(&PacingMode::Predictive(PredictiveConfig::with_target(0.03)), &sc, 3);
-    assert!(m.abandon_rate() <= 0.03, "abandon rate {}", m.abandon_rate());
+    let sc = Scenario {
+        drift: Drift::Outage {
+            at_s: 3600.0,
+            minutes: 10.0,
+        },
+        ..Scenario::stationary(20, 0.2)
+    };
+    let m = shift(
+        &PacingMode::Predictive(PredictiveConfig::with_target(0.03)),
+        &sc,
+        3,
+    );
+    assert!(
+        m.abandon_rate() <= 0.03,
+        "abandon rate {}",
+        m.abandon_rate()
+    );
 }
 
 #[test]
@@ -143,8 +188,21 @@ fn vicidial_level_drops_to_one_over_the_drop_limit() {
     }
     for c in 5..10 {
         let agent = AgentId::new(c as u32);
-        v.on_event(t, &Event::CallConnected { call: CallId::new(c), agent });
-        v.on_event(t, &Event::CallEnded { call: CallId::new(c), agent, live: true });
+        v.on_event(
+            t,
+            &Event::CallConnected {
+                call: CallId::new(c),
+                agent,
+            },
+        );
+        v.on_event(
+            t,
+            &Event::CallEnded {
+                call: CallId::new(c),
+                agent,
+                live: true,
+            },
+        );
     }
     for _ in 0..16 {
         v.calls_to_place(t);
