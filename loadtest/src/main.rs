@@ -47,6 +47,12 @@ enum Cmd {
     Import(bench::import::Args),
     /// The HTTP API in-process under C keep-alive connections, beside a bare axum handler and /healthz.
     Http(bench::http::Args),
+    /// Dialer pacing in the discrete-event simulator: occupancy and abandon rates per scenario, mode, agents and answer rate.
+    Dialer {
+        /// Seeds per cell, read as consecutive days of one campaign.
+        #[arg(long, default_value_t = 10)]
+        seeds: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +65,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,
+        Cmd::Dialer { seeds } => {
+            let records = dialer::sim::run_benchmark(&dialer::sim::BenchOptions { seeds: *seeds, ..Default::default() })?;
+            dialer::sim::print_table(&records);
+            if let Some(path) = &cli.common.json {
+                dialer::sim::write_json(path, &records).with_context(|| format!("writing {}", path.display()))?;
+            }
+            return Ok(());
+        }
     };
     report.print();
     if let Some(path) = &cli.common.json {
