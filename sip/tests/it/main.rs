@@ -7,6 +7,7 @@
 mod digest;
 mod framing;
 mod guard;
+mod interop;
 mod media;
 mod media_interop;
 mod core;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Whether sipp can be used; skips (with a note) unless peers are required.
-fn sipp_available() -> bool {
+pub fn sipp_available() -> bool {
     let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("sipp").is_file()));
     if !found {
         if std::env::var("CENTRALINO_REQUIRE_PEERS").as_deref() == Ok("1") {
@@ -24,15 +24,15 @@ fn sipp_available() -> bool {
     found
 }
 
-fn scenario(name: &str) -> String {
+pub fn scenario(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name).display().to_string()
 }
 
 /// Spawns sipp in the foreground (no `-bg`: its daemon child would keep
 /// our pipes open) with output to a temp log; killed on drop.
-struct Sipp {
+pub struct Sipp {
     child: Child,
-    log: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Sipp {
@@ -50,9 +50,23 @@ impl Sipp {
             .expect("spawn sipp");
         Sipp { child, log }
     }
+    /// Spawns sipp with exactly `args` (plus `-nostdin`) in `dir`, where its
+    /// `-trace_stat`/`-trace_counts` files land; the caller bounds the run
+    /// with `-m` and `-timeout`.
+    pub fn spawn_in(dir: &std::path::Path, args: &[&str], log_name: &str) -> Sipp {
+        let log = dir.join(format!("{log_name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("sipp").args(args).arg("-nostdin").current_dir(dir).stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn sipp");
+        Sipp { child, log }
+    }
     /// Waits for exit (bounded) and returns the exit code.
-    async fn wait(mut self) -> i32 {
-        for _ in 0..250 {
+    pub async fn wait(self) -> i32 {
+        self.wait_for(Duration::from_secs(25)).await
+    }
+    pub async fn wait_for(mut self, within: Duration) -> i32 {
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
             if let Some(s) = self.child.try_wait().unwrap() {
                 let code = s.code().unwrap_or(-1);
                 if code != 0 {
@@ -74,7 +88,7 @@ impl Drop for Sipp {
 }
 
 /// Waits until sipp has bound its UDP port.
-async fn wait_bound(port: u16) {
+pub async fn wait_bound(port: u16) {
     for _ in 0..50 {
         if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
             return;
@@ -84,7 +98,7 @@ async fn wait_bound(port: u16) {
     panic!("sipp did not bind {port}");
 }
 
-struct Agents;
+pub struct Agents;
 impl Credentials for Agents {
     fn password(&self, username: &str) -> Option<String> {
         (username == "agent7").then(|| "s3cret".to_owned())
@@ -102,7 +116,7 @@ async fn start(creds: Option<Arc<dyn Credentials>>) -> (Handle, mpsc::Receiver<E
     (h, ev, stop_tx, task)
 }
 
-async fn next(ev: &mut mpsc::Receiver<Event>) -> Event {
+pub async fn next(ev: &mut mpsc::Receiver<Event>) -> Event {
     tokio::time::timeout(Duration::from_secs(15), ev.recv()).await.expect("event in time").expect("driver alive")
 }
 
