@@ -18,6 +18,7 @@
 
 pub mod activities;
 pub mod auth;
+pub mod calls;
 pub mod campaigns;
 pub mod campaigns_monitor;
 pub mod campaigns_template;

@@ -25,6 +25,9 @@ pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
+    telephony: Option<crate::telephony::Telephony>,
+    mail: Option<mailgate::GatewayConfig>,
+    jobs_every: std::time::Duration,
 }
 
 impl Application {
@@ -37,8 +40,13 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(settings.http).await?;
         let metrics = Arc::new(Metrics::default());
         let _ = metrics.started.set(std::time::Instant::now());
-        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies };
-        Ok(Application { listener, state })
+        let telephony = match settings.sip {
+            Some(addr) => Some(crate::telephony::start(addr, settings.trunks.clone(), store.clone(), settings.inbound_ring_limit).await?),
+            None => None,
+        };
+        let pops = telephony.as_ref().map(|t| t.pops.clone());
+        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, pops };
+        Ok(Application { listener, state, telephony, mail: settings.mail.clone(), jobs_every: settings.jobs_every })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -53,10 +61,37 @@ impl Application {
         &self.state.store
     }
 
+    /// Where SIP listens, when it is on.
+    pub fn sip_addr(&self) -> Option<SocketAddr> {
+        self.telephony.as_ref().map(|t| t.local)
+    }
+
+    /// Screen-pops as inbound calls arrive (for consoles and tests).
+    pub fn screen_pops(&self) -> Option<tokio::sync::broadcast::Receiver<crate::telephony::ScreenPop>> {
+        self.state.pops.as_ref().map(|p| p.subscribe())
+    }
+
+    /// Serves HTTP and runs the workers (SIP, mail gateway, support jobs)
+    /// until `shutdown` resolves; then stops taking requests, lets the
+    /// workers reach a safe point, hangs up live calls and closes the store.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let gateway = match self.mail {
+            Some(cfg) => Some(mailgate::Gateway::new(store.clone(), cfg).spawn(stop_rx.clone())?),
+            None => None,
+        };
+        let jobs = tokio::spawn(support_jobs(store.clone(), self.jobs_every, stop_rx));
         let app = router(self.state);
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        let _ = stop_tx.send(true);
+        if let Some(g) = gateway {
+            g.join().await;
+        }
+        let _ = jobs.await;
+        if let Some(t) = self.telephony {
+            t.stop().await;
+        }
         store.close().await;
         Ok(())
     }
@@ -95,6 +130,28 @@ async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
 
 async fn openapi() -> impl IntoResponse {
     axum::Json(api::ApiDoc::openapi())
+}
+
+/// The support desk's periodic jobs: scheduled rules, the SLA scan and
+/// split-ticket state propagation. Each is idempotent, so a run cut short
+/// by a crash is simply repeated.
+async fn support_jobs(store: Store, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let now = crm::now_ms();
+        if let Err(e) = store.run_scheduled_rules(now).await {
+            tracing::warn!(error = %e, "scheduled ticket rules failed");
+        }
+        if let Err(e) = store.sla_scan(now).await {
+            tracing::warn!(error = %e, "SLA scan failed");
+        }
+        if let Err(e) = store.propagate_split_states(now).await {
+            tracing::warn!(error = %e, "split propagation failed");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

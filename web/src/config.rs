@@ -17,16 +17,64 @@ pub struct RawConfig {
     pub default_region: Option<String>,
     pub secure_cookies: Option<bool>,
     pub db_connections: Option<u32>,
+    pub mail: Option<RawMail>,
+    /// Seconds an unanswered inbound call rings before it is released (default 20).
+    pub inbound_ring_secs: Option<u64>,
+    /// SIP trunks allowed to send INVITEs without digest: `IP` or `IP:PORT`.
+    #[serde(default)]
+    pub trunks: Vec<String>,
+}
+
+/// `[mail]`: the support desk's SMTP relay and the mailboxes it reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    /// A per-installation token marking our own outgoing mail (loop defence).
+    pub loop_token: Option<String>,
+    pub smtp: Option<RawSmtp>,
+    #[serde(default)]
+    pub mailboxes: Vec<RawMailbox>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: String,
+    pub port: u16,
+    /// `plain` (loopback only), `tls` or `starttls`.
+    pub security: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailbox {
+    pub host: String,
+    pub port: u16,
+    pub security: Option<String>,
+    pub user: String,
+    pub password: String,
+    pub folder: Option<String>,
+    /// The service centre (id) its mail feeds.
+    pub centre: i64,
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub http: SocketAddr,
-    pub sip: SocketAddr,
+    /// `None` when SIP is switched off (`sip = "off"`).
+    pub sip: Option<SocketAddr>,
     pub database_url: String,
     pub default_region: crm::Region,
     pub secure_cookies: bool,
     pub db_connections: u32,
+    pub mail: Option<mailgate::GatewayConfig>,
+    /// How often the support desk's jobs run (rules, SLA scan, split propagation).
+    pub jobs_every: std::time::Duration,
+    pub inbound_ring_limit: std::time::Duration,
+    pub trunks: Vec<sip::guard::TrunkAddr>,
 }
 
 impl RawConfig {
@@ -56,7 +104,10 @@ impl RawConfig {
 
     pub fn resolve(self) -> anyhow::Result<Settings> {
         let http: SocketAddr = self.http.as_deref().unwrap_or("127.0.0.1:8080").parse().context("http: not an address like 127.0.0.1:8080")?;
-        let sip: SocketAddr = self.sip.as_deref().unwrap_or("127.0.0.1:5060").parse().context("sip: not an address like 127.0.0.1:5060")?;
+        let sip: Option<SocketAddr> = match self.sip.as_deref().unwrap_or("127.0.0.1:5060") {
+            "off" => None,
+            a => Some(a.parse().context("sip: not an address like 127.0.0.1:5060 (or \"off\")")?),
+        };
         let region = match self.default_region.as_deref() {
             Some(r) => crm::Region::parse(r).map_err(anyhow::Error::msg)?,
             None => crm::Region::default(),
@@ -72,6 +123,63 @@ impl RawConfig {
             default_region: region,
             secure_cookies: self.secure_cookies.unwrap_or(false),
             db_connections: conns,
+            mail: self.mail.map(resolve_mail).transpose()?,
+            jobs_every: std::time::Duration::from_secs(60),
+            inbound_ring_limit: std::time::Duration::from_secs(self.inbound_ring_secs.unwrap_or(20).clamp(1, 600)),
+            trunks: self
+                .trunks
+                .iter()
+                .map(|t| {
+                    t.parse::<SocketAddr>()
+                        .map(sip::guard::TrunkAddr::Addr)
+                        .or_else(|_| t.parse::<std::net::IpAddr>().map(sip::guard::TrunkAddr::Ip))
+                        .map_err(|_| anyhow::anyhow!("trunks: {t:?} is not an IP or IP:PORT"))
+                })
+                .collect::<anyhow::Result<_>>()?,
         })
     }
+}
+
+fn security(s: Option<&str>) -> anyhow::Result<mailgate::Security> {
+    Ok(match s.unwrap_or("tls") {
+        "plain" => mailgate::Security::Plain,
+        "tls" => mailgate::Security::Tls,
+        "starttls" => mailgate::Security::StartTls,
+        other => bail!("mail: security {other:?} is not plain, tls or starttls"),
+    })
+}
+
+fn resolve_mail(raw: RawMail) -> anyhow::Result<mailgate::GatewayConfig> {
+    let mut cfg = mailgate::GatewayConfig::new(raw.loop_token.unwrap_or_else(|| "centralino".into()));
+    if let Some(s) = raw.smtp {
+        let from = crm::EmailAddress::parse(&s.from).map_err(|e| anyhow::anyhow!("mail.smtp.from: {e}"))?;
+        let credentials = match (s.user, s.password) {
+            (Some(u), Some(p)) => Some((u, mailgate::Secret::new(p))),
+            (None, None) => None,
+            _ => bail!("mail.smtp: give both user and password, or neither"),
+        };
+        cfg.smtp = Some(mailgate::SmtpConfig {
+            host: s.host,
+            port: s.port,
+            security: security(s.security.as_deref())?,
+            credentials,
+            default_from: from,
+            timeout: std::time::Duration::from_secs(30),
+        });
+    }
+    for m in raw.mailboxes {
+        let mut mb = mailgate::MailboxConfig::new(
+            m.host,
+            m.port,
+            security(m.security.as_deref())?,
+            m.user,
+            mailgate::Secret::new(m.password),
+            crm::tickets::ServiceCentreId(m.centre),
+        );
+        if let Some(f) = m.folder {
+            mb = mb.folder(f);
+        }
+        cfg.mailboxes.push(mb);
+    }
+    Ok(cfg)
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod state;
+pub mod telephony;
 
 pub use app::Application;
 pub use config::{RawConfig, Settings};

@@ -10,4 +10,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Mark cookies `Secure` (when served behind TLS).
     pub secure_cookies: bool,
+    /// Screen-pops from the telephony side (none when SIP is off).
+    pub pops: Option<tokio::sync::broadcast::Sender<crate::telephony::ScreenPop>>,
 }

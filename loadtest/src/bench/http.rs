@@ -204,7 +204,7 @@ async fn start_server(loc: Location, args: &Args, generator: &PartyGen, shutdown
     let actor = store.actor_for(&user).await?;
     let token = store.create_api_token(&actor, "loadtest").await.context("creating an API token")?;
 
-    let settings = web::RawConfig { http: Some("127.0.0.1:0".into()), database_url: Some(loc.url()), db_connections: Some(args.db_connections), ..Default::default() }
+    let settings = web::RawConfig { http: Some("127.0.0.1:0".into()), sip: Some("off".into()), database_url: Some(loc.url()), db_connections: Some(args.db_connections), ..Default::default() }
         .resolve()
         .context("settings")?;
     let app = web::Application::with_store(&settings, store).await.context("building the application")?;

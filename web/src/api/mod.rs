@@ -21,7 +21,7 @@ use utoipa::OpenApi;
         session::login, session::logout, session::whoami, session::create_token,
         users::list, users::create, users::get, users::list_teams, users::create_team,
         parties::search, parties::create, parties::get, parties::update, parties::delete,
-        parties::history, parties::set_consent, parties::by_phone, parties::by_email,
+        parties::history, parties::calls, parties::set_consent, parties::by_phone, parties::by_email,
         sales::list_deals, sales::create_deal, sales::get_deal, sales::update_deal, sales::delete_deal, sales::deal_history,
         sales::list_rules, sales::create_rule,
         sales::list_activities, sales::create_activity, sales::get_activity, sales::update_activity, sales::delete_activity,
@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/parties", get(parties::search).post(parties::create))
         .route("/api/parties/{id}", get(parties::get).patch(parties::update).delete(parties::delete))
         .route("/api/parties/{id}/history", get(parties::history))
+        .route("/api/parties/{id}/calls", get(parties::calls))
         .route("/api/parties/{id}/consents/{channel}", put(parties::set_consent))
         .route("/api/lookup/phone/{number}", get(parties::by_phone))
         .route("/api/lookup/email/{email}", get(parties::by_email))

@@ -90,3 +90,10 @@ pub async fn by_email(State(st): State<AppState>, Auth(a): Auth, Path(email): Pa
     let cards = st.store.lookup_by_email(&e).await?;
     Ok(axum::Json(cards.into_iter().filter(|c| a.sees(c.owner_id)).collect()))
 }
+
+/// The calls of a party, newest first.
+#[utoipa::path(get, path = "/api/parties/{id}/calls", tag = "parties", params(("id" = i64, Path)),
+    responses((status = 200, body = [crm::calls::CallRecord]), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn calls(State(st): State<AppState>, Auth(a): Auth, Id(id): Id) -> ApiResult<axum::Json<Vec<crm::calls::CallRecord>>> {
+    Ok(axum::Json(st.store.calls_for_party(&a, PartyId(id), 200).await?))
+}

@@ -16,6 +16,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub store: Store,
     pub backend: &'static str,
+    /// Where the app's SIP endpoint listens.
+    pub sip: Option<SocketAddr>,
+    /// Screen-pops raised by inbound calls.
+    pub pops: std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<web::telephony::ScreenPop>>>,
     client: Client<HttpConnector, Full<Bytes>>,
     _dir: Option<tempfile::TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -53,16 +57,18 @@ async fn pg_url() -> Option<String> {
 }
 
 async fn spawn_with(url: String, dir: Option<tempfile::TempDir>, backend: &'static str) -> TestApp {
-    let settings = web::RawConfig { http: Some("127.0.0.1:0".into()), database_url: Some(url), ..Default::default() }.resolve().expect("settings");
+    let settings = web::RawConfig { http: Some("127.0.0.1:0".into()), sip: Some("127.0.0.1:0".into()), inbound_ring_secs: Some(1), trunks: vec!["127.0.0.1".into()], database_url: Some(url), ..Default::default() }.resolve().expect("settings");
     let app = web::Application::build(&settings).await.expect("build app");
     let addr = app.local_addr();
     let store = app.store().clone();
+    let sip = app.sip_addr();
+    let pops = std::sync::Mutex::new(app.screen_pops());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     let client = Client::builder(TokioExecutor::new()).build_http();
-    TestApp { addr, store, backend, client, _dir: dir, _shutdown: tx }
+    TestApp { addr, store, backend, sip, pops, client, _dir: dir, _shutdown: tx }
 }
 
 /// The app on SQLite.

@@ -6,4 +6,5 @@ mod api;
 mod data;
 mod harness;
 mod sales;
+mod telephony;
 mod tickets;
