@@ -625,3 +625,19 @@ impl Store {
         Ok(granted != 0)
     }
 }
+
+impl Store {
+    /// A campaign setting (e.g. `mail_domain`, the domain of Message-IDs).
+    pub async fn campaign_setting(&self, name: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT value FROM campaign_settings WHERE name = $1").bind(name).fetch_optional(&self.read).await?;
+        Ok(r.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
+    pub async fn set_campaign_setting(&self, name: &str, value: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM campaign_settings WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO campaign_settings (name, value) VALUES ($1, $2)").bind(name).bind(value).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -25,6 +25,7 @@ pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
+    campaigns: crate::config::RawCampaigns,
     telephony: Option<crate::telephony::Telephony>,
     mail: Option<mailgate::GatewayConfig>,
     jobs_every: std::time::Duration,
@@ -46,7 +47,7 @@ impl Application {
         };
         let pops = telephony.as_ref().map(|t| t.pops.clone());
         let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, pops };
-        Ok(Application { listener, state, telephony, mail: settings.mail.clone(), jobs_every: settings.jobs_every })
+        Ok(Application { listener, state, campaigns: settings.campaigns.clone().resolved(&settings.database_url), telephony, mail: settings.mail.clone(), jobs_every: settings.jobs_every })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -82,8 +83,10 @@ impl Application {
             None => None,
         };
         let jobs = tokio::spawn(support_jobs(store.clone(), self.jobs_every, stop_rx));
-        let app = router(self.state);
+        let campaigns = crate::api::tracking::Campaigns::start(&store, &self.campaigns).await?;
+        let app = campaigns.mount(router(self.state));
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        campaigns.stop().await;
         let _ = stop_tx.send(true);
         if let Some(g) = gateway {
             g.join().await;

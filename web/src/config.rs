@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub default_region: Option<String>,
     pub secure_cookies: Option<bool>,
     pub db_connections: Option<u32>,
+    pub campaigns: Option<RawCampaigns>,
     pub mail: Option<RawMail>,
     /// Seconds an unanswered inbound call rings before it is released (default 20).
     pub inbound_ring_secs: Option<u64>,
@@ -70,6 +71,7 @@ pub struct Settings {
     pub default_region: crm::Region,
     pub secure_cookies: bool,
     pub db_connections: u32,
+    pub campaigns: RawCampaigns,
     pub mail: Option<mailgate::GatewayConfig>,
     /// How often the support desk's jobs run (rules, SLA scan, split propagation).
     pub jobs_every: std::time::Duration,
@@ -123,6 +125,7 @@ impl RawConfig {
             default_region: region,
             secure_cookies: self.secure_cookies.unwrap_or(false),
             db_connections: conns,
+            campaigns: self.campaigns.unwrap_or_default(),
             mail: self.mail.map(resolve_mail).transpose()?,
             jobs_every: std::time::Duration::from_secs(60),
             inbound_ring_limit: std::time::Duration::from_secs(self.inbound_ring_secs.unwrap_or(20).clamp(1, 600)),
@@ -182,4 +185,73 @@ fn resolve_mail(raw: RawMail) -> anyhow::Result<mailgate::GatewayConfig> {
         cfg.mailboxes.push(mb);
     }
     Ok(cfg)
+}
+
+/// `[campaigns]`: campaign mail and tracking. Everything is optional: with
+/// no relay the tracking endpoints still run (links in mail already sent
+/// keep working) but nothing is sent.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCampaigns {
+    /// The relay for campaign mail, `HOST:PORT`.
+    pub smtp: Option<String>,
+    /// `plain` (loopback only), `tls` or `starttls`.
+    pub smtp_security: Option<String>,
+    pub smtp_user: Option<String>,
+    pub smtp_password: Option<String>,
+    /// The From address of campaign mail.
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    /// The domain of Message-IDs and of the VERP return path.
+    pub mail_domain: Option<String>,
+    /// The public https base of `/t/…` and `/u/…`.
+    pub tracking_base_url: Option<String>,
+    /// Hex HMAC key for tracking tokens; default: one kept in the store.
+    pub tracking_secret: Option<String>,
+    /// Where the tracking write-ahead log lives.
+    pub event_log_dir: Option<String>,
+    /// PEM (RSA PKCS#1, Ed25519 PKCS#8) or base64 Ed25519 seed file.
+    pub dkim_key: Option<String>,
+    pub dkim_selector: Option<String>,
+    pub dkim_domain: Option<String>,
+    /// `ed25519` (default) or `rsa`.
+    pub dkim_algorithm: Option<String>,
+    /// e.g. `"Europe/Rome 20:00-07:00,weekends"`.
+    pub send_window: Option<String>,
+    pub per_second: Option<u32>,
+    pub per_domain_per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub concurrency: Option<usize>,
+}
+
+impl std::fmt::Debug for RawCampaigns {
+    /// Secrets (the relay password, the tracking key) are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCampaigns")
+            .field("smtp", &self.smtp)
+            .field("from", &self.from)
+            .field("mail_domain", &self.mail_domain)
+            .field("tracking_base_url", &self.tracking_base_url)
+            .field("dkim_key", &self.dkim_key)
+            .field("send_window", &self.send_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawCampaigns {
+    /// Fills the event-log directory: beside an SQLite file, or a per-URL
+    /// directory under the system's temporary directory for PostgreSQL.
+    pub fn resolved(mut self, database_url: &str) -> RawCampaigns {
+        if self.event_log_dir.is_none() {
+            let dir = if database_url.starts_with("postgres") {
+                use sha2::Digest;
+                let h = hex::encode(sha2::Sha256::digest(database_url.as_bytes()));
+                std::env::temp_dir().join(format!("centralino-tracking-{}", &h[..12])).to_string_lossy().to_string()
+            } else {
+                format!("{}.tracking-wal", database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or("centralino.db"))
+            };
+            self.event_log_dir = Some(dir);
+        }
+        self
+    }
 }

@@ -2,11 +2,13 @@
 //! [`router`] wires them, and [`ApiDoc`] is the OpenAPI document generated
 //! from the handlers' annotations (served at `/api/openapi.json`).
 
+pub mod campaigns;
 pub mod data;
 pub mod parties;
 pub mod sales;
 pub mod session;
 pub mod tickets;
+pub mod tracking;
 pub mod users;
 
 use crate::state::AppState;
@@ -34,9 +36,11 @@ use utoipa::OpenApi;
         tickets::list_reasons, tickets::create_reason, tickets::list_rules, tickets::create_rule, tickets::get_rule, tickets::update_rule,
         tickets::delete_rule, tickets::run_jobs, tickets::create_article, tickets::get_article, tickets::update_article, tickets::delete_article,
         tickets::search, tickets::public_search, tickets::public_article, tickets::rate, tickets::rate_with_comment, tickets::feedback_report,
+        campaigns::create, campaigns::get, campaigns::resume, campaigns::add_message, campaigns::save_template, campaigns::preview, campaigns::launch,
+        campaigns::monitor, campaigns::list_from_results, campaigns::timeline,
     ),
     components(schemas(crate::error::Problem)),
-    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"), (name = "tickets"), (name = "kb"), (name = "feedback"))
+    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"), (name = "tickets"), (name = "kb"), (name = "feedback"), (name = "campaigns"))
 )]
 pub struct ApiDoc;
 
@@ -101,4 +105,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/public/kb/articles/{id}", get(tickets::public_article))
         .route("/api/feedback/{token}", get(tickets::rate).post(tickets::rate_with_comment))
         .route("/api/feedback-report", get(tickets::feedback_report))
+        .route("/api/campaigns", post(campaigns::create))
+        .route("/api/campaigns/{id}", get(campaigns::get))
+        .route("/api/campaigns/{id}/resume", post(campaigns::resume))
+        .route("/api/campaigns/{id}/messages", post(campaigns::add_message))
+        .route("/api/campaign-messages/{id}/template", put(campaigns::save_template))
+        .route("/api/campaign-messages/{id}/preview", get(campaigns::preview))
+        .route("/api/campaign-messages/{id}/launch", post(campaigns::launch))
+        .route("/api/campaign-messages/{id}/monitor", get(campaigns::monitor))
+        .route("/api/campaign-messages/{id}/lists", post(campaigns::list_from_results))
+        .route("/api/parties/{id}/campaign-timeline", get(campaigns::timeline))
 }

@@ -3,6 +3,7 @@
 //! `CENTRALINO_TEST_PG` is set) and talks to it over real HTTP.
 
 mod api;
+mod campaigns;
 mod data;
 mod harness;
 mod sales;
