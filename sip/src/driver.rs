@@ -9,19 +9,32 @@
 //! bounded channel. The application holds a [`Handle`] (commands) and the
 //! event receiver; the composition root holds the shutdown sender.
 //!
+//! TCP ([`spawn_with_tcp`]): a listener from [`bind_tcp`] and, for
+//! [`Config::tcp_trunks`](crate::Config::tcp_trunks), client connections
+//! opened on the first send. Each connection is one task that cuts the
+//! byte stream into messages with [`StreamDecoder`] (partial reads are
+//! just `Incomplete`) and hands them to the endpoint with
+//! [`Endpoint::handle_stream`]; what the endpoint sends to a connection's
+//! peer address goes out on that connection through a bounded queue. A
+//! frame that can never be valid closes that connection only. The endpoint
+//! stays on the one loop task, so TCP adds no locking to the core.
+//!
 //! Shutdown: when the `watch` channel flips to `true`, every call in
 //! progress is hung up (CANCEL, BYE or 603), and the loop keeps running for
 //! at most [`SHUTDOWN_GRACE`] so those transactions can complete; then the
 //! task ends. The bind address is the caller's decision (config).
 
 use crate::endpoint::{CallError, Dial, Endpoint, Event, Input};
+use crate::framing::{FrameError, StreamDecoder};
 use crate::msg::{CallId, MAX_MESSAGE};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 /// Receive buffer asked of the kernel (it may grant less; see `net.core.rmem_max`).
@@ -30,6 +43,22 @@ pub const RECV_BUFFER: usize = 4 * 1024 * 1024;
 pub const QUEUE: usize = 1024;
 /// How long shutdown waits for hung-up calls to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The most TCP connections (accepted and opened) at once; more are refused.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Messages queued toward one TCP connection; a peer that does not read
+/// loses messages beyond this, as a UDP peer would.
+pub const CONNECTION_QUEUE: usize = 256;
+/// How long opening a TCP connection to a trunk may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds a TCP listener for SIP (with `SO_REUSEADDR`, so a restart does not
+/// wait for TIME_WAIT).
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(1024)
+}
 
 /// Binds a non-blocking UDP socket with `SO_RCVBUF` raised to [`RECV_BUFFER`].
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -99,18 +128,146 @@ impl Handle {
     }
 }
 
-/// Starts the driver task. Returns the handle, the event stream and the task.
+/// Starts the driver task on UDP only. Returns the handle, the event
+/// stream and the task.
 pub fn spawn(socket: UdpSocket, endpoint: Endpoint, shutdown: watch::Receiver<bool>) -> io::Result<(Handle, mpsc::Receiver<Event>, JoinHandle<()>)> {
+    spawn_with_tcp(socket, None, endpoint, shutdown)
+}
+
+/// Starts the driver task on UDP and, if given, a TCP listener (usually
+/// bound to the same address). TCP client connections to
+/// [`Config::tcp_trunks`](crate::Config::tcp_trunks) are opened as needed
+/// either way.
+pub fn spawn_with_tcp(socket: UdpSocket, tcp: Option<TcpListener>, endpoint: Endpoint, shutdown: watch::Receiver<bool>) -> io::Result<(Handle, mpsc::Receiver<Event>, JoinHandle<()>)> {
     let local = socket.local_addr()?;
     let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(run(socket, endpoint, cmd_rx, ev_tx, shutdown));
+    let task = tokio::spawn(run(socket, tcp, endpoint, cmd_rx, ev_tx, shutdown));
     Ok((Handle { tx: cmd_tx, local }, ev_rx, task))
 }
 
-async fn flush(socket: &UdpSocket, ep: &mut Endpoint, events: &mpsc::Sender<Event>) {
+/// What connection tasks tell the loop.
+enum StreamMsg {
+    Frame { from: SocketAddr, data: bytes::Bytes },
+    Closed { peer: SocketAddr },
+}
+
+/// The TCP side: connections by peer address, their tasks, and the
+/// channel their frames arrive on.
+struct Streams {
+    listener: Option<TcpListener>,
+    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    tasks: JoinSet<()>,
+    frames_tx: mpsc::Sender<StreamMsg>,
+    frames_rx: mpsc::Receiver<StreamMsg>,
+}
+
+impl Streams {
+    fn new(listener: Option<TcpListener>) -> Streams {
+        let (frames_tx, frames_rx) = mpsc::channel(QUEUE);
+        Streams { listener, conns: HashMap::new(), tasks: JoinSet::new(), frames_tx, frames_rx }
+    }
+
+    /// Starts the task of one connection, accepted (`stream`) or to be
+    /// opened to `peer`.
+    fn start(&mut self, peer: SocketAddr, stream: Option<TcpStream>) -> Option<mpsc::Sender<Vec<u8>>> {
+        if self.conns.len() >= MAX_CONNECTIONS {
+            tracing::warn!(%peer, "too many TCP connections; refused");
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
+        self.conns.insert(peer, tx.clone());
+        let frames = self.frames_tx.clone();
+        self.tasks.spawn(async move {
+            let stream = match stream {
+                Some(s) => Ok(s),
+                None => match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                },
+            };
+            match stream {
+                Ok(s) => connection(s, peer, rx, &frames).await,
+                // Like a lost datagram: the transaction's timer B/F ends it.
+                Err(e) => tracing::debug!(%peer, error = %e, "TCP connect failed"),
+            }
+            let _ = frames.send(StreamMsg::Closed { peer }).await;
+        });
+        Some(tx)
+    }
+
+    /// Queues `data` to `dest` if it is (or is to be) a TCP peer; gives it
+    /// back if the caller is to send it by UDP.
+    fn send(&mut self, ep: &Endpoint, dest: SocketAddr, data: Vec<u8>) -> Result<(), Vec<u8>> {
+        let tx = match self.conns.get(&dest) {
+            Some(tx) => Some(tx.clone()),
+            None if ep.is_tcp_trunk(dest) => self.start(dest, None),
+            None => return Err(data),
+        };
+        if let Some(tx) = tx
+            && tx.try_send(data).is_err()
+        {
+            tracing::debug!(%dest, "TCP queue full or closed; message dropped");
+        }
+        Ok(())
+    }
+}
+
+/// One TCP connection: frames in to the loop, queued messages out.
+async fn connection(stream: TcpStream, peer: SocketAddr, mut outgoing: mpsc::Receiver<Vec<u8>>, frames: &mpsc::Sender<StreamMsg>) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = async move {
+        while let Some(data) = outgoing.recv().await {
+            if wr.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async {
+        let mut dec = StreamDecoder::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            dec.push(&buf[..n]);
+            loop {
+                match dec.next_raw() {
+                    Ok(data) => {
+                        if frames.send(StreamMsg::Frame { from: peer, data }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(FrameError::Incomplete) => break,
+                    Err(FrameError::Invalid(e)) => {
+                        // The stream is out of sync for good: close this
+                        // connection only.
+                        tracing::debug!(%peer, error = %e, "bad TCP frame; closing");
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+}
+
+async fn accept(listener: &Option<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn flush(socket: &UdpSocket, streams: &mut Streams, ep: &mut Endpoint, events: &mpsc::Sender<Event>) {
     while let Some(t) = ep.poll_transmit() {
-        if let Err(e) = socket.send_to(&t.data, t.dest).await {
+        let Err(data) = streams.send(ep, t.dest, t.data) else { continue };
+        if let Err(e) = socket.send_to(&data, t.dest).await {
             // A failed send is like a lost datagram: the transaction's
             // retransmission and timeout timers deal with it.
             tracing::debug!(dest = %t.dest, error = %e, "send failed");
@@ -123,11 +280,12 @@ async fn flush(socket: &UdpSocket, ep: &mut Endpoint, events: &mpsc::Sender<Even
     }
 }
 
-async fn run(socket: UdpSocket, mut ep: Endpoint, mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>, mut shutdown: watch::Receiver<bool>) {
+async fn run(socket: UdpSocket, tcp: Option<TcpListener>, mut ep: Endpoint, mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>, mut shutdown: watch::Receiver<bool>) {
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     let mut deadline: Option<Instant> = None;
+    let mut streams = Streams::new(tcp);
     loop {
-        flush(&socket, &mut ep, &events).await;
+        flush(&socket, &mut streams, &mut ep, &events).await;
         if let Some(d) = deadline
             && (ep.call_count() == 0 || Instant::now() >= d) {
                 break;
@@ -147,6 +305,21 @@ async fn run(socket: UdpSocket, mut ep: Endpoint, mut commands: mpsc::Receiver<C
                     deadline = Some(Instant::now() + SHUTDOWN_GRACE);
                 }
             }
+            acc = accept(&streams.listener) => match acc {
+                Ok((stream, peer)) => {
+                    let _ = streams.start(peer, Some(stream));
+                }
+                Err(e) => tracing::debug!(error = %e, "TCP accept failed"),
+            },
+            msg = streams.frames_rx.recv() => match msg {
+                Some(StreamMsg::Frame { from, data }) => ep.handle_stream(Instant::now().into_std(), from, &data),
+                Some(StreamMsg::Closed { peer }) => {
+                    streams.conns.remove(&peer);
+                }
+                // We hold a sender ourselves, so this does not happen.
+                None => {}
+            },
+            Some(_) = streams.tasks.join_next(), if !streams.tasks.is_empty() => {}
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => ep.handle(Instant::now().into_std(), Input::Datagram { from, data: &buf[..n] }),
                 // ICMP port unreachable surfaces here on some systems; it
@@ -167,7 +340,8 @@ async fn run(socket: UdpSocket, mut ep: Endpoint, mut commands: mpsc::Receiver<C
             _ = sleep(sleep_until) => ep.handle(Instant::now().into_std(), Input::Timeout),
         }
     }
-    flush(&socket, &mut ep, &events).await;
+    flush(&socket, &mut streams, &mut ep, &events).await;
+    // Dropping `streams` aborts the connection tasks.
     tracing::debug!("SIP driver stopped");
 }
 

@@ -80,6 +80,18 @@ impl StreamDecoder {
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
+    /// The next frame's raw bytes (keep-alive CRLFs before it dropped),
+    /// for a caller that parses itself, like the endpoint does;
+    /// `Err(Incomplete)` if more bytes are needed, `Err(Invalid)` if the
+    /// connection must be closed.
+    pub fn next_raw(&mut self) -> Result<bytes::Bytes, FrameError> {
+        // Keep-alives are consumed at once, so a peer sending nothing but
+        // CRLFs cannot grow the buffer.
+        let skip = keepalive_len(&self.buf);
+        let _ = self.buf.split_to(skip);
+        let len = check(&self.buf)?;
+        Ok(self.buf.split_to(len).freeze())
+    }
     /// The next frame, `Err(Incomplete)` if more bytes are needed, or
     /// `Err(Invalid)` if the connection must be closed.
     pub fn next_frame(&mut self) -> Result<Frame, FrameError> {

@@ -17,7 +17,10 @@
 //!   (T1 = 500 ms, T2 = 4 s, T4 = 5 s), owned by the endpoint.
 //! - [`sdp`]: the PCMU/PCMA/telephone-event offer and answer.
 //! - [`driver`]: the only module with sockets and a clock: one UDP socket
-//!   (SO_RCVBUF 4 MiB), bounded queues, graceful shutdown via `watch`.
+//!   (SO_RCVBUF 4 MiB), optionally a TCP listener and client connections
+//!   ([`driver::spawn_with_tcp`], [`Config::tcp_trunks`]), bounded
+//!   queues, graceful shutdown via `watch`.
+//! - [`guard`]: toll-fraud admission and per-source size/rate limits.
 //!
 //! - Media: [`media`] is the RTP plane, one dedicated thread owning every
 //!   leg's socket (relay, latching, prompts, recording, DTMF); [`rtp`]
@@ -92,6 +95,9 @@
 //! let socket = driver::bind_udp(config_bind_addr)?;          // e.g. 127.0.0.1:5060
 //! let ep = Endpoint::new(Config::new(socket.local_addr()?), Some(creds));
 //! let (handle, events, task) = driver::spawn(socket, ep, shutdown_rx)?;
+//! // or UDP and TCP on one address, as `centralino serve` listens:
+//! let tcp = driver::bind_tcp(socket.local_addr()?)?;
+//! let (handle, events, task) = driver::spawn_with_tcp(socket, Some(tcp), ep, shutdown_rx)?;
 //! let call = handle.dial(Dial { .. }).await?;
 //! // shutdown_tx.send(true): calls are hung up, the task ends within 2 s.
 //! ```

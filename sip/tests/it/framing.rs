@@ -56,3 +56,25 @@ fn invalid_streams() {
     let got = frames(&mut dec);
     assert!(got[0].starts_with("bad:") && got[1] == "f1:hello", "{got:?}");
 }
+
+#[test]
+fn raw_frames_split_at_every_byte_and_keepalives_do_not_pile_up() {
+    let stream = format!("{A}{B}{A}");
+    for cut in 0..=stream.len() {
+        let mut dec = StreamDecoder::new();
+        let mut got = Vec::new();
+        for part in [&stream.as_bytes()[..cut], &stream.as_bytes()[cut..]] {
+            dec.push(part);
+            while let Ok(raw) = dec.next_raw() {
+                got.push(sip::msg::parse(&raw).unwrap().call_id.to_string());
+            }
+        }
+        assert_eq!(got, ["f1", "f2", "f1"], "cut at {cut}");
+    }
+    let mut dec = StreamDecoder::new();
+    for _ in 0..10_000 {
+        dec.push(b"\r\n\r\n");
+        assert_eq!(dec.next_raw().unwrap_err(), FrameError::Incomplete);
+    }
+    assert!(dec.buffered() <= 4, "{}", dec.buffered());
+}

@@ -32,8 +32,20 @@ fn config(local: SocketAddr) -> Config {
     cfg
 }
 
+/// A UDP socket on an ephemeral port outside the fixed ports the sipp
+/// peers of these tests use (35000-38999), so that a sipp cannot find its
+/// port taken by one of our endpoints.
+pub fn bind_udp_clear() -> tokio::net::UdpSocket {
+    loop {
+        let s = driver::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        if !(35000..39000).contains(&s.local_addr().unwrap().port()) {
+            return s;
+        }
+    }
+}
+
 async fn start_with(cfg: Config, creds: Option<Arc<dyn Credentials>>) -> (Handle, mpsc::Receiver<Event>, watch::Sender<bool>) {
-    let sock = driver::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let sock = bind_udp_clear();
     let mut cfg = cfg;
     cfg.local = sock.local_addr().unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -268,4 +280,84 @@ async fn untrusted_source_gets_403_and_an_agent_gets_through_with_digest() {
     h.answer(inc.call.clone(), sdp.into_bytes()).await.unwrap();
     assert_eq!(next(&mut ev).await, Event::Ended { call: inc.call, outcome: Outcome::Completed { by_remote: true }, status: None });
     assert_eq!(agent.wait().await, 0);
+}
+
+/// UDP and TCP on the same port, as `centralino serve` listens.
+async fn start_tcp(cfg: Config) -> (Handle, mpsc::Receiver<Event>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    for _ in 0..20 {
+        let sock = bind_udp_clear();
+        let local = sock.local_addr().unwrap();
+        let Ok(tcp) = driver::bind_tcp(local) else { continue };
+        let mut cfg = cfg.clone();
+        cfg.local = local;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (h, ev, task) = driver::spawn_with_tcp(sock, Some(tcp), Endpoint::new(cfg, None), stop_rx).unwrap();
+        return (h, ev, stop_tx, task);
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
+#[tokio::test]
+async fn sipp_over_tcp_calls_in() {
+    if !sipp_available() {
+        return;
+    }
+    const CALLS: usize = 10;
+    let (h, mut ev, stop, task) = start_tcp(config("127.0.0.1:0".parse().unwrap())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = h.local_addr().to_string();
+    let args = ["-sn", "uac", &target, "-t", "t1", "-s", "+390212345", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-ci", "127.0.0.1", "-cp", "38211", "-p", "35211", "-m", "10", "-r", "10", "-d", "100", "-timeout", "20s", "-timeout_error", "-trace_stat", "-stf", "stat.csv", "-fd", "1"];
+    let sipp = Sipp::spawn_in(dir.path(), &args, "tcp-uac");
+    let mut ended = 0;
+    while ended < CALLS {
+        match next(&mut ev).await {
+            Event::Incoming(inc) => {
+                assert_eq!(inc.callee, "+390212345");
+                h.ring(inc.call.clone()).await.unwrap();
+                let sdp = sip::sdp::answer(&inc.sdp, "127.0.0.1:40002".parse().unwrap(), 1).expect("shared codec");
+                h.answer(inc.call, sdp.into_bytes()).await.unwrap();
+            }
+            Event::Ended { outcome, .. } => {
+                assert_eq!(outcome, Outcome::Completed { by_remote: true });
+                ended += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(sipp.wait().await, 0);
+    let stat = csv_last(&dir.path().join("stat.csv"));
+    assert_eq!(num(&stat, "SuccessfulCall(C)"), CALLS as u64);
+    // Reliable transport: nobody retransmits.
+    assert_eq!(num(&stat, "Retransmissions(C)"), 0);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("driver stops").unwrap();
+}
+
+#[tokio::test]
+async fn we_call_a_carrier_over_tcp() {
+    if !sipp_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = 35212;
+    let sipp = Sipp::spawn_in(dir.path(), &["-sf", &scenario("carrier_answer.xml"), "-t", "t1", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36212", "-ci", "127.0.0.1", "-cp", "38212", "-p", "35212", "-m", "1", "-timeout", "20s", "-timeout_error"], "tcp-carrier");
+    // sipp listens on TCP here; wait until it accepts.
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let trunk = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut cfg = config("127.0.0.1:0".parse().unwrap());
+    cfg.tcp_trunks = vec![trunk];
+    let (h, mut ev, stop, task) = start_tcp(cfg).await;
+    let call = h.dial(dial(port)).await.unwrap();
+    assert!(matches!(next(&mut ev).await, Event::Progress { status: 183, .. }));
+    assert!(matches!(next(&mut ev).await, Event::Answered { .. }));
+    h.hangup(call.clone()).await.unwrap();
+    assert_eq!(next(&mut ev).await, Event::Ended { call, outcome: Outcome::Completed { by_remote: false }, status: None });
+    assert_eq!(sipp.wait().await, 0);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("driver stops").unwrap();
 }

@@ -106,7 +106,7 @@ impl Credentials for Agents {
 }
 
 async fn start(creds: Option<Arc<dyn Credentials>>) -> (Handle, mpsc::Receiver<Event>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let sock = driver::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let sock = crate::interop::bind_udp_clear();
     let local = sock.local_addr().unwrap();
     let mut cfg = Config::new(local);
     cfg.trusted_trunks = vec!["127.0.0.1".parse().unwrap()];
