@@ -13,5 +13,6 @@
 //! timers and sockets and feed pacers events exactly as the simulator does.
 //! For now the crate depends on no other workspace crate.
 
+pub mod amd;
 pub mod pacing;
 pub mod sim;
