@@ -24,6 +24,7 @@ pub mod campaigns_monitor;
 pub mod campaigns_template;
 pub mod deals;
 pub mod dedup;
+pub mod dialer_store;
 pub mod error;
 pub mod import;
 pub mod lists;

@@ -10,6 +10,7 @@ mod auth;
 mod campaigns;
 mod deals;
 mod dedup;
+mod dialer;
 mod harness;
 mod import;
 mod lists;

@@ -1,0 +1,227 @@
+//! Dialer storage: campaign validation, the hopper (ordering, windows in the
+//! callee's local time, DNC and consent, invalid numbers), retry rules,
+//! crash recovery, and two concurrent claimers that never share a lead.
+use crate::harness::{each_store, postgres_url, system};
+use crm::dialer_store::{AttemptResult, CallWindow, DialerCampaignId, DialerConfig, LeadId};
+use crm::lists::{ListKind, NewList};
+use crm::parties::{PartyInput, PhoneInput};
+use crm::{Channel, Error, PartyId, Store, StoreOptions};
+use std::collections::HashSet;
+
+/// Tuesday 10 March 2026, 10:00 in Rome (09:00 UTC).
+const NOW: i64 = 1_773_133_200_000;
+const MIN: i64 = 60_000;
+
+fn config(name: &str) -> DialerConfig {
+    serde_json::from_value(serde_json::json!({ "name": name, "trunk": "127.0.0.1:5070" })).unwrap()
+}
+
+async fn party(s: &Store, name: &str, phone: &str, dnc: bool) -> PartyId {
+    let input = PartyInput {
+        kind: "person".into(),
+        name: Some(name.into()),
+        do_not_call: Some(dnc),
+        phones: vec![PhoneInput { number: phone.into(), kind: None }],
+        ..Default::default()
+    };
+    s.create_party(&system(), input).await.unwrap().id
+}
+
+fn fields(e: Error) -> Vec<String> {
+    match e {
+        Error::Invalid(f) => f.into_iter().map(|f| f.field).collect(),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_configs_are_rejected_with_fields() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let mut c = config("bad");
+        c.trunk = String::new();
+        c.window = CallWindow { start: "21:00".into(), end: "08:00".into() };
+        c.ratio = 0.5;
+        c.abandon_target = 1.5;
+        c.ring_timeout_s = 10;
+        let f = fields(s.create_dialer_campaign(&system(), c, NOW).await.unwrap_err());
+        for want in ["trunk", "window", "ratio", "abandon_target", "ring_timeout_s"] {
+            assert!(f.iter().any(|x| x == want), "{want} missing in {f:?} ({})", t.name);
+        }
+        let ok = s.create_dialer_campaign(&system(), config("good"), NOW).await.unwrap();
+        assert_eq!(ok.config.abandon_target, 0.03);
+        assert_eq!(ok.config.window.start, "08:00");
+        assert!(matches!(s.create_dialer_campaign(&system(), config("good"), NOW).await, Err(Error::Duplicate(_))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hopper_orders_filters_and_retries() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let rome = party(s, "Rome", "+39 02 1234 5678", false).await;
+        let ny = party(s, "New York", "+1 212 555 0100", false).await; // 04:00 local: outside
+        let flagged = party(s, "Flagged", "+39 02 1234 5679", true).await;
+        let listed = party(s, "Listed", "+39 02 1234 5680", false).await;
+        let refused = party(s, "Refused", "+39 02 1234 5681", false).await;
+        s.set_consent(&a, refused, Channel::Phone, false, "test").await.unwrap();
+        let vip = party(s, "Vip", "+39 02 1234 5682", false).await;
+        assert_eq!(s.add_dnc_numbers(&a, &["+39 02 1234 5680".into()], "registro", NOW).await.unwrap(), 1);
+        let list = s
+            .create_list(&a, NewList { name: "L".into(), description: None, kind: ListKind::Static, filter: None, party_ids: vec![rome, ny, flagged, listed, refused] })
+            .await
+            .unwrap();
+        let mut c = config("c1");
+        c.list_ids = vec![list.id];
+        let camp = s.create_dialer_campaign(&a, c, NOW).await.unwrap();
+        let rep = s.dialer_load_lists(&a, camp.id, NOW).await.unwrap();
+        assert_eq!(rep.added, 5, "{}", t.name);
+        assert_eq!(s.dialer_load_lists(&a, camp.id, NOW).await.unwrap().skipped, 5, "loading twice adds nothing");
+        let rep = s.dialer_add_leads(&a, camp.id, &[(Some(vip), "+39 02 1234 5682".into(), 10), (None, "not a number".into(), 0)], NOW).await.unwrap();
+        assert_eq!(rep.invalid.len(), 1);
+
+        let claim = s.dialer_claim(camp.id, 10, NOW, "n1").await.unwrap();
+        let got: Vec<_> = claim.leads.iter().map(|l| l.party_id.unwrap()).collect();
+        assert_eq!(got, vec![vip, rome], "priority first, DNC and out-of-window skipped ({})", t.name);
+        assert_eq!(claim.dnc.len(), 3);
+        assert_eq!(claim.deferred.len(), 1);
+        let leads = s.dialer_leads(camp.id).await.unwrap();
+        let ny_lead = leads.iter().find(|l| l.party_id == Some(ny)).unwrap();
+        // 08:00 in New York on 10 March 2026 (EDT since 8 March) = 12:00 UTC.
+        assert_eq!(ny_lead.due_at, NOW + 3 * 60 * MIN);
+        assert!(leads.iter().any(|l| l.state == "invalid" && l.e164.is_none()));
+        assert!(s.dialer_claim(camp.id, 10, NOW, "n1").await.unwrap().leads.is_empty(), "nothing claimed twice");
+
+        // Busy: back after 10 minutes, at most 3 times.
+        let r = claim.leads.iter().find(|l| l.party_id == Some(rome)).unwrap();
+        assert_eq!(s.dialer_finish(r.attempt_id, AttemptResult::Busy, NOW).await.unwrap(), "ready");
+        assert!(matches!(s.dialer_finish(r.attempt_id, AttemptResult::Busy, NOW).await, Err(Error::Conflict)));
+        assert!(s.dialer_claim(camp.id, 10, NOW + 9 * MIN, "n1").await.unwrap().leads.is_empty());
+        let again = s.dialer_claim(camp.id, 10, NOW + 10 * MIN, "n1").await.unwrap();
+        assert_eq!(again.leads.len(), 1);
+        assert_eq!(again.leads[0].attempts, 2);
+        // No answer: after 2 h.
+        s.dialer_finish(again.leads[0].attempt_id, AttemptResult::NoAnswer, NOW + 11 * MIN).await.unwrap();
+        let lead = s.dialer_leads(camp.id).await.unwrap().into_iter().find(|l| l.party_id == Some(rome)).unwrap();
+        assert_eq!(lead.due_at, NOW + 131 * MIN);
+        // Callback at a time, then a final disposition.
+        let t3 = NOW + 131 * MIN;
+        let c3 = s.dialer_claim(camp.id, 10, t3, "n1").await.unwrap();
+        let cb = c3.leads.iter().find(|l| l.party_id == Some(rome)).unwrap();
+        s.dialer_finish(cb.attempt_id, AttemptResult::Disposed { final_: false, callback_at: Some(t3 + 30 * MIN), callback_agent: None }, t3)
+            .await
+            .unwrap();
+        let c4 = s.dialer_claim(camp.id, 10, t3 + 30 * MIN, "n1").await.unwrap();
+        let fin = c4.leads.iter().find(|l| l.party_id == Some(rome)).unwrap();
+        assert_eq!(s.dialer_finish(fin.attempt_id, AttemptResult::Disposed { final_: true, callback_at: None, callback_agent: None }, t3 + 31 * MIN).await.unwrap(), "done");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn abandons_uk_rule_and_max_attempts() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let mut c = config("uk");
+        c.uk_72h_after_abandon = true;
+        c.retry.max_attempts = 2;
+        let camp = s.create_dialer_campaign(&a, c, NOW).await.unwrap();
+        s.dialer_add_leads(&a, camp.id, &[(None, "+39 02 1234 5678".into(), 0)], NOW).await.unwrap();
+        let c1 = s.dialer_claim(camp.id, 1, NOW, "n1").await.unwrap();
+        s.dialer_finish(c1.leads[0].attempt_id, AttemptResult::Abandoned, NOW).await.unwrap();
+        let counts = s.dialer_counts(camp.id).await.unwrap();
+        assert_eq!((counts.live_answers, counts.abandons), (1, 1), "{}", t.name);
+        // Due after 2 h, but the UK rule holds it for 72 h.
+        let later = s.dialer_claim(camp.id, 1, NOW + 3 * 60 * MIN, "n1").await.unwrap();
+        assert!(later.leads.is_empty());
+        assert_eq!(later.deferred.len(), 1);
+        let c2 = s.dialer_claim(camp.id, 1, NOW + 72 * 60 * MIN, "n1").await.unwrap();
+        assert_eq!(c2.leads.len(), 1);
+        assert_eq!(s.dialer_finish(c2.leads[0].attempt_id, AttemptResult::NoAnswer, NOW + 72 * 60 * MIN).await.unwrap(), "exhausted");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn recover_recycles_in_flight_leads_of_a_crashed_node() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let camp = s.create_dialer_campaign(&a, config("crash"), NOW).await.unwrap();
+        let leads: Vec<_> = (0..5).map(|i| (None, format!("+39 02 1234 56{i:02}"), 0)).collect();
+        s.dialer_add_leads(&a, camp.id, &leads, NOW).await.unwrap();
+        let c = s.dialer_claim(camp.id, 3, NOW, "dead").await.unwrap();
+        s.dialer_attempt_progress(c.leads[0].attempt_id, Some("call-1"), Some(NOW + 1000), None, None).await.unwrap();
+        s.dialer_claim(camp.id, 1, NOW, "alive").await.unwrap();
+        assert_eq!(s.dialer_recover("dead", NOW + MIN).await.unwrap(), 3, "{}", t.name);
+        let rows = s.dialer_leads(camp.id).await.unwrap();
+        assert_eq!(rows.iter().filter(|l| l.state == "in_flight").count(), 1, "the live node's lead stays");
+        assert!(matches!(s.dialer_finish(c.leads[0].attempt_id, AttemptResult::Busy, NOW).await, Err(Error::Conflict)), "record closed");
+        assert_eq!(s.dialer_claim(camp.id, 10, NOW + MIN, "dead").await.unwrap().leads.len(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn script_answers_are_typed_and_feed_lists() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let mut c = config("survey");
+        c.script = serde_json::from_value(serde_json::json!([
+            {"key": "interested", "text": "Interested?", "kind": "yesno"},
+            {"key": "age", "text": "Age", "kind": "number"}
+        ]))
+        .unwrap();
+        let camp = s.create_dialer_campaign(&a, c, NOW).await.unwrap();
+        let p = party(s, "Ada", "+39 02 1234 5678", false).await;
+        s.dialer_add_leads(&a, camp.id, &[(Some(p), "+39 02 1234 5678".into(), 0)], NOW).await.unwrap();
+        let cl = s.dialer_claim(camp.id, 1, NOW, "n").await.unwrap();
+        let id = cl.leads[0].attempt_id;
+        let bad = s.dialer_save_answers(id, &[("age".into(), "old".into()), ("interested".into(), "maybe".into())]).await.unwrap_err();
+        assert_eq!(fields(bad).len(), 2, "{}", t.name);
+        s.dialer_save_answers(id, &[("age".into(), "42".into()), ("interested".into(), "yes".into())]).await.unwrap();
+        assert_eq!(s.dialer_parties_answering(camp.id, "interested", "yes").await.unwrap(), vec![p]);
+    })
+    .await;
+}
+
+/// Two independent handles (two pools; on SQLite two writers on one file)
+/// claim from the same campaign at once: every lead goes to exactly one.
+async fn race(url: String, name: &str) {
+    let s1 = Store::open(StoreOptions::new(url.clone())).await.unwrap();
+    let s2 = Store::open(StoreOptions::new(url)).await.unwrap();
+    let a = system();
+    let camp = s1.create_dialer_campaign(&a, config("race"), NOW).await.unwrap();
+    let leads: Vec<_> = (0..200).map(|i| (None, format!("+39 02 1234 {i:04}"), 0)).collect();
+    s1.dialer_add_leads(&a, camp.id, &leads, NOW).await.unwrap();
+    async fn claimer(s: Store, id: DialerCampaignId, node: &'static str) -> Vec<LeadId> {
+        let mut got = Vec::new();
+        loop {
+            let c = s.dialer_claim(id, 7, NOW, node).await.unwrap();
+            if c.leads.is_empty() {
+                return got;
+            }
+            got.extend(c.leads.iter().map(|l| l.lead_id));
+        }
+    }
+    let (x, y) = tokio::join!(tokio::spawn(claimer(s1.clone(), camp.id, "a")), tokio::spawn(claimer(s2.clone(), camp.id, "b")));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let all: HashSet<_> = x.iter().chain(y.iter()).copied().collect();
+    assert_eq!(x.len() + y.len(), 200, "{name}: {} + {}", x.len(), y.len());
+    assert_eq!(all.len(), 200, "{name}: a lead was claimed twice");
+    s1.close().await;
+    s2.close().await;
+}
+
+#[tokio::test]
+async fn two_concurrent_claimers_never_share_a_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    race(dir.path().join("race.db").to_string_lossy().to_string(), "sqlite").await;
+    if let Some(url) = postgres_url().await {
+        race(url, "postgres").await;
+    }
+}
