@@ -244,6 +244,8 @@ start_all() {
   need_pkg sipp sip-tester
   # A real softphone for the media interop tests (they start their own).
   need_pkg baresip baresip-core
+  # Headless Chromium for the web console's browser scenarios.
+  need_pkg chromium chromium chromium-driver
   start_dovecot
   start_postfix
 }

@@ -15,3 +15,8 @@ export CENTRALINO_REQUIRE_PEERS=1
 # The lock file is committed; cargo may still refresh it here when a
 # concurrent commit left it a step behind the manifests (CI reaches crates.io).
 cargo test --workspace "$@"
+# The web console in headless Chromium (playwright-core, pinned by the lock
+# file; `npm ci` works offline once the npm cache holds it). Screenshots of
+# each desk land in docs/screens/.
+cargo build -p web --bin centralino
+(cd web/tests/browser && npm ci --prefer-offline --no-audit --no-fund >/dev/null && node console.test.mjs)

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
         .merge(api::router())
+        .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/api/openapi.json", get(openapi))

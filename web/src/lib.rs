@@ -16,12 +16,14 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod state;
 pub mod telephony;
+pub mod ws;
 
 pub use app::Application;
 pub use config::{RawConfig, Settings};

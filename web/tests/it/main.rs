@@ -4,6 +4,7 @@
 
 mod api;
 mod campaigns;
+mod console;
 mod data;
 mod harness;
 mod sales;

@@ -1,0 +1,285 @@
+// centralino web console: one script for every desk. The server picks the
+// desk (`<html data-page>`) and the language default (`lang`); this fills
+// the page from the JSON API and the /ws event socket. All text reaches the
+// DOM through textContent (never innerHTML), so party names and ticket
+// subjects are shown as text whatever they contain.
+'use strict';
+
+const T = {
+  en: {
+    login: 'Log in', username: 'Username', password: 'Password', logout: 'Log out', badLogin: 'Wrong username or password',
+    support: 'Support desk', agent: 'Agent desk', wallboard: 'Wallboard', marketer: 'Marketer desk',
+    online: 'live', offline: 'reconnecting…', incoming: 'Incoming call', waiting: 'Waiting for calls…',
+    stage: 'Stage', owner: 'Owner', city: 'City', openTickets: 'Open tickets', history: 'Recent history', calls: 'Recent calls',
+    unknown: 'Unknown caller', quickCreate: 'Create the caller', name: 'Name', phone: 'Phone', create: 'Create', created: 'Created',
+    notes: 'Call notes (kept in this browser until saved)', queue: 'Ticket queue', none: 'Nothing here',
+    ready: 'Ready', pause: 'Pause', reason: 'Pause reason', dialerMissing: 'The dialer is not connected yet: your state is shown here only.',
+    agenda: 'Agenda (today)', leaderboard: 'Leaderboard (30 days)', points: 'Points', callsPerHour: 'Calls per hour (24 h)',
+    inbound: 'inbound', outbound: 'outbound', answered: 'answered', ringingNow: 'Ringing now',
+    listBuilder: 'List builder', kind: 'Kind', any: 'any', person: 'person', company: 'company', stages: 'Stages',
+    characteristic: 'Characteristic (key=value)', consent: 'Consent given for', matching: 'parties match', saveList: 'Save as dynamic list', listName: 'List name', saved: 'Saved',
+    due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
+  },
+  it: {
+    login: 'Accedi', username: 'Utente', password: 'Password', logout: 'Esci', badLogin: 'Utente o password errati',
+    support: 'Assistenza', agent: 'Operatore', wallboard: 'Wallboard', marketer: 'Marketing',
+    online: 'in linea', offline: 'riconnessione…', incoming: 'Chiamata in arrivo', waiting: 'In attesa di chiamate…',
+    stage: 'Fase', owner: 'Titolare', city: 'Città', openTickets: 'Ticket aperti', history: 'Storico recente', calls: 'Chiamate recenti',
+    unknown: 'Chiamante sconosciuto', quickCreate: 'Crea il chiamante', name: 'Nome', phone: 'Telefono', create: 'Crea', created: 'Creato',
+    notes: 'Note della chiamata (conservate in questo browser fino al salvataggio)', queue: 'Coda ticket', none: 'Niente da mostrare',
+    ready: 'Pronto', pause: 'Pausa', reason: 'Motivo della pausa', dialerMissing: 'Il dialer non è ancora collegato: lo stato è mostrato solo qui.',
+    agenda: 'Agenda (oggi)', leaderboard: 'Classifica (30 giorni)', points: 'Punti', callsPerHour: 'Chiamate per ora (24 h)',
+    inbound: 'entranti', outbound: 'uscenti', answered: 'risposte', ringingNow: 'Squillano ora',
+    listBuilder: 'Costruttore di liste', kind: 'Tipo', any: 'tutti', person: 'persona', company: 'azienda', stages: 'Fasi',
+    characteristic: 'Caratteristica (chiave=valore)', consent: 'Consenso dato per', matching: 'anagrafiche corrispondono', saveList: 'Salva come lista dinamica', listName: 'Nome della lista', saved: 'Salvata',
+    due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
+  },
+};
+const DESKS = ['support', 'agent', 'wallboard', 'marketer'];
+const page = document.documentElement.dataset.page;
+let lang = localStorage.getItem('centralino.lang') || document.documentElement.lang || 'en';
+if (!T[lang]) lang = 'en';
+const t = (k) => T[lang][k] || T.en[k] || k;
+
+// el('div', {class: 'x'}, 'text', child…): strings become text nodes.
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of kids.flat()) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+const $ = (s) => document.querySelector(s);
+const when = (ms) => (ms ? new Date(ms).toLocaleString(lang === 'it' ? 'it-IT' : 'en-GB') : '');
+function csrf() {
+  const m = document.cookie.split(';').map((s) => s.trim()).find((s) => s.startsWith('centralino_csrf='));
+  return m ? m.slice('centralino_csrf='.length) : '';
+}
+
+// Every API call goes through here: the CSRF header on anything that
+// changes state, and a lost session sends the user back to the login page.
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['x-csrf-token'] = csrf();
+  const r = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  if (r.status === 401 && page !== 'login') { location.href = '/console/login?next=' + page; throw new Error('unauthenticated'); }
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) { const e = new Error((data && (data.detail || data.title)) || r.statusText); e.status = r.status; throw e; }
+  return data;
+}
+
+function panel(title, ...kids) { return el('section', { class: 'panel' }, el('h2', {}, title), ...kids); }
+function table(cols, rows) {
+  if (!rows.length) return el('p', { class: 'muted' }, t('none'));
+  return el('table', {}, el('tr', {}, cols.map((c) => el('th', {}, c[0]))), rows.map((r) => el('tr', {}, cols.map((c) => el('td', {}, c[1](r))))));
+}
+
+function header(me) {
+  const nav = $('#nav');
+  for (const d of DESKS) nav.append(el('a', { href: '/console/' + d, class: d === page ? 'here' : '' }, t(d)));
+  $('#who').textContent = me ? me.username + ' (' + me.role + ')' : '';
+  $('#lang').textContent = lang === 'it' ? 'English' : 'Italiano';
+  $('#lang').addEventListener('click', () => { localStorage.setItem('centralino.lang', lang === 'it' ? 'en' : 'it'); location.reload(); });
+  $('#logout').addEventListener('click', async () => { try { await api('POST', '/api/auth/logout'); } finally { location.href = '/console/login'; } });
+  for (const n of document.querySelectorAll('[data-i18n]')) n.textContent = t(n.dataset.i18n);
+  if (!me) { $('#logout').hidden = true; $('#link').hidden = true; }
+}
+
+// ---- the event socket: reconnects by itself with capped, jittered back-off.
+const handlers = {};
+function connect() {
+  let delay = 500;
+  const open = () => {
+    const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+    ws.onopen = () => { delay = 500; $('#link').className = 'link on'; $('#link').textContent = t('online'); document.body.dataset.ws = 'open'; };
+    ws.onmessage = (m) => { let ev; try { ev = JSON.parse(m.data); } catch (_) { return; } (handlers[ev.type] || (() => {}))(ev); };
+    ws.onclose = async () => {
+      $('#link').className = 'link off'; $('#link').textContent = t('offline'); document.body.dataset.ws = 'closed';
+      // A closed socket may mean the session ended: /api/me redirects then.
+      try { await api('GET', '/api/me'); } catch (_) { /* offline: keep trying */ }
+      setTimeout(open, delay + Math.random() * delay / 2);
+      delay = Math.min(delay * 2, 15000);
+    };
+  };
+  open();
+}
+
+// ---- login
+function loginPage() {
+  const err = el('p', { class: 'error', id: 'login-error' });
+  const user = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true });
+  const pass = el('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const form = el('form', { id: 'login' }, el('label', { for: 'username' }, t('username')), user, el('label', { for: 'password' }, t('password')), pass,
+    el('button', { class: 'primary', type: 'submit' }, t('login')), err);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const me = await api('POST', '/api/auth/login', { username: user.value, password: pass.value });
+      const next = new URLSearchParams(location.search).get('next');
+      location.href = '/console/' + (DESKS.includes(next) ? next : ({ agent: 'agent', support: 'support', marketer: 'marketer' }[me.role] || 'wallboard'));
+    } catch (_) { err.textContent = t('badLogin'); }
+  });
+  const main = $('#main');
+  main.append(el('section', { class: 'panel login' }, el('h2', {}, 'centralino — ' + t('login')), form));
+}
+
+// ---- notes: never lost to a reload or a dropped socket.
+function notesBox(key) {
+  const k = 'centralino.notes.' + key;
+  const box = el('textarea', { id: 'notes' });
+  box.value = localStorage.getItem(k) || '';
+  box.addEventListener('input', () => localStorage.setItem(k, box.value));
+  return el('div', {}, el('label', { for: 'notes' }, t('notes')), box);
+}
+
+// ---- support desk
+async function supportDesk() {
+  const pops = el('div', { id: 'pops' }, el('p', { class: 'muted' }, t('waiting')));
+  const queue = el('div', { id: 'queue' });
+  $('#main').append(panel(t('incoming'), pops, notesBox('support')), panel(t('queue'), queue));
+  handlers.pop = (ev) => showPop(pops, ev);
+  try {
+    const q = await api('GET', '/api/tickets?queue=all&limit=50');
+    queue.append(table([['#', (x) => x.no], [t('subject'), (x) => x.subject], [t('state'), (x) => x.state], [t('priority'), (x) => x.priority], [t('when'), (x) => when(x.updated_at)]], q.items));
+  } catch (e) { queue.append(el('p', { class: 'muted' }, e.message)); }
+}
+
+async function showPop(box, ev) {
+  box.replaceChildren();
+  const head = el('div', { class: 'card ringing', id: 'pop-' + ev.call_id, 'data-call': ev.call_id },
+    el('div', { class: 'muted' }, t('incoming') + ' · ' + (ev.caller_e164 || ev.caller) + ' → ' + ev.callee + ' · ' + when(ev.at)));
+  box.append(head);
+  if (!ev.parties.length) {
+    head.append(el('div', { class: 'name' }, t('unknown')));
+    const name = el('input', { id: 'new-name' });
+    const phone = el('input', { id: 'new-phone', value: ev.caller_e164 || ev.caller });
+    const msg = el('span', { class: 'muted' });
+    const form = el('form', { id: 'quick-create' }, el('h2', {}, t('quickCreate')), el('label', {}, t('name')), name, el('label', {}, t('phone')), phone,
+      el('button', { class: 'primary', type: 'submit' }, t('create')), msg);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        const p = await api('POST', '/api/parties', { kind: 'person', name: name.value, phones: [{ number: phone.value }] });
+        msg.textContent = t('created') + ' #' + p.id;
+      } catch (err) { msg.textContent = err.message; }
+    });
+    box.append(form);
+    return;
+  }
+  for (const p of ev.parties) {
+    const card = el('div', { class: 'party', 'data-party': p.id },
+      el('div', { class: 'name party-name' }, p.name),
+      el('div', {}, t('stage') + ': ' + p.stage + ' · ' + t('owner') + ': ' + (p.owner_id ?? '—') + ' · ' + t('city') + ': ' + (p.city || '—')));
+    head.append(card);
+    const tickets = el('div'), hist = el('div'), calls = el('div');
+    box.append(el('h2', {}, t('openTickets')), tickets, el('h2', {}, t('calls')), calls, el('h2', {}, t('history')), hist);
+    api('GET', '/api/users/' + p.owner_id).then((u) => { if (u) card.lastChild.textContent = t('stage') + ': ' + p.stage + ' · ' + t('owner') + ': ' + (u.display_name || u.username) + ' · ' + t('city') + ': ' + (p.city || '—'); }).catch(() => {});
+    api('GET', '/api/tickets?queue=all&limit=200').then((q) => tickets.append(table([['#', (x) => x.no], [t('subject'), (x) => x.subject], [t('state'), (x) => x.state]],
+      q.items.filter((x) => x.requester_id === p.id)))).catch((e) => tickets.append(el('p', { class: 'muted' }, e.message)));
+    api('GET', '/api/parties/' + p.id + '/calls').then((c) => calls.append(table([[t('when'), (x) => when(x.started_at)], [t('direction'), (x) => x.direction], [t('outcome'), (x) => x.outcome]], c.slice(0, 5)))).catch(() => {});
+    api('GET', '/api/parties/' + p.id + '/history').then((h) => hist.append(table([[t('when'), (x) => when(x.at)], [t('action'), (x) => x.action]], h.slice(0, 5)))).catch(() => {});
+  }
+}
+
+// ---- agent desk (the dialer's ready/pause land with the dialer API)
+async function agentDesk() {
+  const st = el('span', { class: 'state', id: 'agent-state' });
+  const reason = el('select', { id: 'pause-reason' }, ['break', 'training', 'admin'].map((r) => el('option', { value: r }, r)));
+  const show = () => { const s = localStorage.getItem('centralino.agentState') || 'paused'; st.textContent = t(s === 'ready' ? 'ready' : 'pause'); st.className = 'state ' + s; };
+  const set = async (s) => {
+    localStorage.setItem('centralino.agentState', s);
+    try { await api('POST', '/api/dialer/agent/' + (s === 'ready' ? 'ready' : 'pause'), s === 'ready' ? {} : { reason: reason.value }); } catch (_) { /* no dialer yet */ }
+    show();
+  };
+  show();
+  const agenda = el('div', { id: 'agenda' }), board = el('div', { id: 'board' });
+  $('#main').append(
+    panel(t('agent'), el('div', { class: 'row' }, st, el('button', { class: 'primary', id: 'ready', onclick: () => set('ready') }, t('ready')),
+      el('button', { class: 'secondary', id: 'pause', onclick: () => set('paused') }, t('pause'))), el('label', {}, t('reason')), reason,
+      el('p', { class: 'muted' }, t('dialerMissing')), notesBox('agent')),
+    panel(t('agenda'), agenda), panel(t('leaderboard'), board));
+  try {
+    const a = await api('GET', '/api/activities?period=today&limit=20');
+    agenda.append(table([[t('due'), (x) => when(x.due_at)], [t('kind'), (x) => x.kind], ['#', (x) => x.party_id]], a.items));
+  } catch (e) { agenda.append(el('p', { class: 'muted' }, e.message)); }
+  leaderboard(board);
+}
+
+async function leaderboard(box) {
+  try {
+    const l = await api('GET', '/api/leaderboard');
+    box.append(table([['', (x) => x.display_name || x.username], [t('points'), (x) => x.points]], l));
+  } catch (e) { box.append(el('p', { class: 'muted' }, e.message)); }
+}
+
+// ---- supervisor wallboard
+async function wallboard() {
+  const chart = el('div', { id: 'chart' }), board = el('div', { id: 'board' });
+  const ringing = el('div', { class: 'big', id: 'ringing' }, '0');
+  const totals = el('div', { class: 'muted', id: 'totals' });
+  $('#main').append(panel(t('callsPerHour'), chart, totals), panel(t('ringingNow'), ringing), panel(t('leaderboard'), board));
+  let live = 0;
+  handlers.pop = () => { live += 1; ringing.textContent = String(live); setTimeout(() => { live = Math.max(0, live - 1); ringing.textContent = String(live); }, 20000); };
+  leaderboard(board);
+  try {
+    const hours = await api('GET', '/api/console/calls-per-hour');
+    const xs = hours.map((h) => h.at / 1000);
+    const sum = (k) => hours.reduce((a, h) => a + h[k], 0);
+    totals.textContent = t('inbound') + ' ' + sum('inbound') + ' · ' + t('outbound') + ' ' + sum('outbound') + ' · ' + t('answered') + ' ' + sum('answered');
+    const bars = uPlot.paths.bars({ size: [0.6, 40] });
+    new uPlot({ width: Math.max(340, chart.clientWidth || 600), height: 260, series: [{},
+      { label: t('inbound'), stroke: '#1f6feb', fill: 'rgba(31,111,235,.35)', paths: bars },
+      { label: t('outbound'), stroke: '#8250df', fill: 'rgba(130,80,223,.25)', paths: bars },
+      { label: t('answered'), stroke: '#1a7f37', width: 2 }],
+    axes: [{}, { label: t('calls') }] }, [xs, hours.map((h) => h.inbound), hours.map((h) => h.outbound), hours.map((h) => h.answered)], chart);
+    chart.dataset.ready = '1';
+  } catch (e) { chart.append(el('p', { class: 'error' }, e.message)); }
+}
+
+// ---- marketer desk: list builder with a live count
+async function marketerDesk() {
+  const kind = el('select', { id: 'f-kind' }, el('option', { value: '' }, t('any')), el('option', { value: 'person' }, t('person')), el('option', { value: 'company' }, t('company')));
+  const stages = ['lead', 'suspect', 'prospect', 'customer'].map((s) => el('input', { type: 'checkbox', value: s, class: 'f-stage' }));
+  const charc = el('input', { id: 'f-char', placeholder: 'interest=solar' });
+  const consent = el('select', { id: 'f-consent' }, el('option', { value: '' }, '—'), ['phone', 'email', 'sms'].map((c) => el('option', { value: c }, c)));
+  const count = el('div', { class: 'big', id: 'count' }, '…');
+  const name = el('input', { id: 'list-name' });
+  const msg = el('span', { class: 'muted', id: 'list-msg' });
+  const filter = () => {
+    const f = {};
+    if (kind.value) f.kind = kind.value;
+    const st = stages.filter((s) => s.checked).map((s) => s.value);
+    if (st.length) f.stages = st;
+    const [k, v] = charc.value.split('=');
+    if (k && v) f.characteristics = [{ key: k.trim(), value: v.trim() }];
+    if (consent.value) f.consents = [{ channel: consent.value, granted: true }];
+    return f;
+  };
+  let timer;
+  const refresh = () => { clearTimeout(timer); timer = setTimeout(async () => {
+    try { count.textContent = String((await api('POST', '/api/lists/preview', filter())).count); } catch (e) { count.textContent = '—'; msg.textContent = e.message; }
+  }, 250); };
+  for (const i of [kind, charc, consent, ...stages]) i.addEventListener('input', refresh);
+  const save = el('button', { class: 'primary', id: 'save-list', type: 'button' }, t('saveList'));
+  save.addEventListener('click', async () => {
+    try { const l = await api('POST', '/api/lists', { name: name.value || 'list', kind: 'dynamic', filter: filter() }); msg.textContent = t('saved') + ' #' + l.id; } catch (e) { msg.textContent = e.message; }
+  });
+  $('#main').append(panel(t('listBuilder'), el('label', {}, t('kind')), kind, el('label', {}, t('stages')),
+    el('div', { class: 'chips' }, stages.map((s) => el('label', {}, s, ' ' + s.value))), el('label', {}, t('characteristic')), charc,
+    el('label', {}, t('consent')), consent, el('label', {}, t('listName')), name, save, msg), panel(t('matching'), count));
+  refresh();
+}
+
+async function main() {
+  document.title = 'centralino — ' + t(page);
+  if (page === 'login') { header(null); loginPage(); return; }
+  let me;
+  try { me = await api('GET', '/api/me'); } catch (_) { return; }
+  header(me);
+  connect();
+  ({ support: supportDesk, agent: agentDesk, wallboard, marketer: marketerDesk })[page]();
+}
+main();

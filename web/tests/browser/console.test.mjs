@@ -1,0 +1,193 @@
+// Browser scenarios for the web console, in headless Chromium driven by
+// playwright-core (scripts/test.sh runs this after `cargo test`).
+// Starts `centralino demo` on loopback with a throwaway database and SIP on
+// a free port (trunk 127.0.0.1), then: a support rep's card pops while a
+// sipp call to a DID is still ringing; a party named <script> renders as
+// text; the event socket refuses an unauthenticated upgrade; the wallboard
+// draws its chart; a screenshot of each desk goes to docs/screens/.
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import http from 'node:http';
+import assert from 'node:assert/strict';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../../..');
+const bin = process.env.CENTRALINO_BIN || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug/centralino');
+const screens = join(root, 'docs/screens');
+const scenario = join(root, 'web/tests/fixtures/caller_unanswered.xml');
+mkdirSync(screens, { recursive: true });
+const tmp = mkdtempSync(join(tmpdir(), 'centralino-browser-'));
+const children = [];
+
+const freeTcp = () => new Promise((ok, no) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); s.on('error', no); });
+const freeUdp = () => new Promise((ok, no) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); s.on('error', no); });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startServer() {
+  const [httpPort, sipPort] = [await freeTcp(), await freeUdp()];
+  const cfg = join(tmp, 'centralino.toml');
+  writeFileSync(cfg, `http = "127.0.0.1:${httpPort}"\nsip = "127.0.0.1:${sipPort}"\ndatabase_url = "${join(tmp, 'demo.db')}"\ntrunks = ["127.0.0.1"]\ninbound_ring_secs = 8\n`);
+  const p = spawn(bin, ['--config', cfg, 'demo', '--parties', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(p);
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  for (let i = 0; i < 600; i++) {
+    if (out.includes('centralino demo on http://')) return { base: `http://127.0.0.1:${httpPort}`, sip: `127.0.0.1:${sipPort}`, log: () => out };
+    if (p.exitCode !== null) break;
+    await sleep(100);
+  }
+  throw new Error('centralino demo did not start:\n' + out);
+}
+
+// A DID call from `caller` that nobody answers (the server releases it).
+function sippCall(sip, caller) {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const p = spawn('sipp', ['-sf', scenario, sip, '-i', '127.0.0.1', '-p', String(port), '-ci', '127.0.0.1', '-cp', String(port + 1), '-mi', '127.0.0.1',
+    '-s', '0612345678', '-set', 'caller', caller, '-m', '1', '-timeout', '20s', '-timeout_error', '-nostdin'], { stdio: 'ignore' });
+  children.push(p);
+  const done = new Promise((ok) => p.on('exit', (code) => ok(code)));
+  return { proc: p, done };
+}
+
+async function apiAs(base, user, pass) {
+  const r = await fetch(base + '/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user, password: pass }) });
+  assert.equal(r.status, 200, 'login ' + user);
+  const cookie = r.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const csrf = (await r.json()).csrf_token;
+  return async (method, path, body) => {
+    const res = await fetch(base + path, { method, headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    const text = await res.text();
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+function unauthenticatedUpgrade(base) {
+  return new Promise((ok, no) => {
+    const u = new URL(base);
+    const req = http.request({ host: u.hostname, port: u.port, path: '/ws', headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('response', (res) => { res.resume(); ok(res.statusCode); });
+    req.on('upgrade', (_res, socket) => { socket.destroy(); ok(101); });
+    req.on('error', no);
+    req.end();
+  });
+}
+
+async function login(page, base, user, pass) {
+  await page.goto(base + '/console/login');
+  await page.fill('#username', user);
+  await page.fill('#password', pass);
+  await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login')), page.click('button[type=submit]')]);
+}
+
+const results = [];
+async function scenarioStep(name, f) {
+  const t0 = Date.now();
+  try { await f(); results.push([name, 'ok', Date.now() - t0]); console.log(`ok   ${name} (${Date.now() - t0} ms)`); }
+  catch (e) { results.push([name, 'FAILED']); console.log(`FAIL ${name}\n${e.stack}`); }
+}
+
+let ctx, server;
+try {
+  server = await startServer();
+  const admin = await apiAs(server.base, 'admin', 'admin-demo-pass');
+  const carla = await admin('POST', '/api/parties', { kind: 'person', name: 'Carla Neri', stage: 'customer', city: 'Milano', phones: [{ number: '+39 347 555 0101' }] });
+  await admin('POST', '/api/parties', { kind: 'person', name: '<script>alert(1)</script>', phones: [{ number: '+39 347 555 0102' }] });
+
+  ctx = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 800 },
+    locale: 'en-GB',
+  });
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  let dialogs = 0;
+  page.on('dialog', (d) => { dialogs++; d.dismiss(); });
+
+  await scenarioStep('desk pages redirect to the login page without a session', async () => {
+    await page.goto(server.base + '/console/support');
+    assert.match(new URL(page.url()).pathname, /\/console\/login$/);
+    await page.screenshot({ path: join(screens, 'login.png') });
+  });
+
+  await scenarioStep('support rep: the caller card pops before answer with the right party', async () => {
+    await login(page, server.base, 'support', 'support-demo-pass');
+    await page.waitForSelector('body[data-ws=open]', { timeout: 10000 });
+    const call = sippCall(server.sip, '+393475550101');
+    let ended = false;
+    call.done.then(() => { ended = true; });
+    const card = await page.waitForSelector(`.party[data-party="${carla.id}"]`, { timeout: 10000 });
+    assert.equal(ended, false, 'the card must pop while the call still rings');
+    assert.equal((await card.$eval('.party-name', (e) => e.textContent)), 'Carla Neri');
+    await page.waitForTimeout(800); // let the history and calls tables fill in
+    await page.screenshot({ path: join(screens, 'support.png'), fullPage: true });
+    assert.equal(await call.done, 0, 'sipp call');
+  });
+
+  await scenarioStep('a party named <script> renders as text', async () => {
+    const call = sippCall(server.sip, '+393475550102');
+    await page.waitForFunction(() => document.querySelector('.party-name')?.textContent.includes('script'), null, { timeout: 10000 });
+    assert.equal(await page.textContent('.party-name'), '<script>alert(1)</script>');
+    assert.equal(await page.$$eval('#pops script', (s) => s.length), 0);
+    assert.equal(dialogs, 0, 'no script ran');
+    await page.screenshot({ path: join(screens, 'support-escaped.png') });
+    call.proc.kill('SIGTERM');
+  });
+
+  await scenarioStep('the WebSocket rejects an unauthenticated upgrade', async () => {
+    assert.equal(await unauthenticatedUpgrade(server.base), 401);
+  });
+
+  await scenarioStep('agent desk shows the agenda and goes ready', async () => {
+    await login(page, server.base, 'agent1', 'agent1-demo-pass');
+    await page.waitForSelector('#agenda table, #agenda p', { timeout: 10000 });
+    await page.click('#ready');
+    await page.waitForSelector('#agent-state.ready');
+    await page.fill('#notes', 'customer asked for a callback on Monday');
+    await page.reload();
+    assert.equal(await page.inputValue('#notes'), 'customer asked for a callback on Monday', 'notes survive a reload');
+    await page.screenshot({ path: join(screens, 'agent.png'), fullPage: true });
+  });
+
+  await scenarioStep('supervisor wallboard renders its chart', async () => {
+    await login(page, server.base, 'supervisor', 'supervisor-demo-pass');
+    await page.waitForSelector('#chart[data-ready="1"] canvas', { timeout: 10000 });
+    await page.waitForSelector('#board table, #board p', { timeout: 10000 });
+    const totals = await page.textContent('#totals');
+    assert.match(totals, /inbound [1-9]/, 'the chart counts the test calls: ' + totals);
+    await page.screenshot({ path: join(screens, 'wallboard.png'), fullPage: true });
+  });
+
+  await scenarioStep('marketer list builder shows a live count', async () => {
+    await login(page, server.base, 'marketer', 'marketer-demo-pass');
+    await page.waitForFunction(() => /^\d+$/.test(document.querySelector('#count')?.textContent || ''), null, { timeout: 10000 });
+    const all = Number(await page.textContent('#count'));
+    await page.check('.f-stage[value=customer]');
+    await page.waitForFunction((n) => { const c = document.querySelector('#count').textContent; return /^\d+$/.test(c) && Number(c) < n; }, all, { timeout: 10000 });
+    await page.screenshot({ path: join(screens, 'marketer.png'), fullPage: true });
+  });
+
+  await scenarioStep('Italian UI text', async () => {
+    await page.click('#lang');
+    await page.waitForFunction(() => document.querySelector('#logout').textContent === 'Esci');
+  });
+} catch (e) {
+  results.push(['setup', 'FAILED']);
+  console.log('FAIL setup\n' + e.stack + (server ? '\n' + server.log() : ''));
+} finally {
+  if (ctx) await ctx.close().catch(() => {});
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await sleep(300);
+  rmSync(tmp, { recursive: true, force: true });
+}
+const failed = results.filter((r) => r[1] !== 'ok');
+console.log(`browser scenarios: ${results.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length ? 1 : 0);
