@@ -319,3 +319,47 @@ async fn the_event_log_replays_after_a_crash_exactly_once() {
     })
     .await;
 }
+
+/// The cost of durability: tracking events per second through the event
+/// log with and without the per-batch `fdatasync`, 64 concurrent writers,
+/// SQLite store. Run with `cargo test -p mailgate --release --test it
+/// event_log_cost -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn event_log_cost() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = crm::Store::open(crm::StoreOptions::new(dir.path().join("c.db").to_string_lossy().to_string())).await.expect("store");
+    let a = person(&store, "Ada", "ada@example.com", "Roma").await;
+    let list = store.create_list(&Actor::system(), NewList { name: "l".into(), description: None, kind: ListKind::Static, filter: None, party_ids: vec![a] }).await.expect("list");
+    let camp = store.create_campaign("c", "", 0, None, 1).await.expect("campaign");
+    let msg = store.add_campaign_message(camp.id, Channel::Email, "s", "t", "", list.id, 1).await.expect("msg");
+    store.launch_message(msg, "e.org", 2).await.expect("launch");
+    let row = store.claim_outbox(msg, 1, 1000, 3).await.expect("claim").remove(0);
+    for sync in [true, false] {
+        let wal = tempfile::tempdir().expect("wal");
+        let (log, writer) = EventLog::open(wal.path(), store.clone(), LogOptions { sync, ..LogOptions::default() }).await.expect("open");
+        let n = 20_000;
+        let t0 = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..64 {
+            let log = log.clone();
+            let (o, p) = (row.outbox_id, a.0);
+            tasks.spawn(async move {
+                for i in 0..n / 64 {
+                    log.record(event(&format!("{sync}-{w}-{i}"), o, msg, p)).await.expect("record");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let acked = t0.elapsed();
+        drop(log);
+        writer.await.expect("writer");
+        let stored = t0.elapsed();
+        println!(
+            "event log sync={sync}: {:.0} events/s acknowledged (on disk), all {} in the store after {:.2} s",
+            (n / 64 * 64) as f64 / acked.as_secs_f64(),
+            n / 64 * 64,
+            stored.as_secs_f64()
+        );
+    }
+}
