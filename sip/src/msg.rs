@@ -421,6 +421,16 @@ pub fn parse_normalized(head: &Head, body: &[u8]) -> Result<Message, ParseError>
     let (cseq, cseq_method) = head.get("CSeq").and_then(parse_cseq).ok_or(ParseError::Mandatory("CSeq"))?;
     let from = head.get("From").ok_or(ParseError::Mandatory("From"))?;
     let to = head.get("To").ok_or(ParseError::Mandatory("To"))?;
+    if let rsip::SipMessage::Response(r) = &sip {
+        // rsip reads "090" or "1000" as a number; the grammar is three
+        // digits 100-699 (§7.2), and anything else would not survive our
+        // own serialising (found by the msg_parse fuzz target).
+        let code = r.status_code.code();
+        let digits = head.start.split(' ').nth(1).unwrap_or("");
+        if !(100..=699).contains(&code) || digits.len() != 3 {
+            return Err(ParseError::StartLine);
+        }
+    }
     if let rsip::SipMessage::Request(r) = &sip {
         // The CSeq method must match the request method (§8.1.1.5), except
         // that nothing else is allowed to disagree either.

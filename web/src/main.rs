@@ -174,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let app = Application::with_store(&settings, store).await?;
             println!("\ncentralino demo on http://{}  (database {})", app.local_addr(), settings.database_url);
+            println!("web console: http://{}/console", app.local_addr());
             println!("log in with any of:");
             for (user, role, pw) in &creds {
                 println!("  {user:<12} {role:<11} password: {pw}");
