@@ -8,11 +8,19 @@
 //! simulator that drives the very same pacers against synthetic callees and
 //! agents and measures occupancy and abandon rates from ground truth.
 //!
-//! Architecture invariant: pacing never reads the clock, sleeps, spawns or
-//! does I/O. A live driver (to come, on top of `sip` and `crm`) will own
-//! timers and sockets and feed pacers events exactly as the simulator does.
-//! For now the crate depends on no other workspace crate.
+//! The live part: [`agents`] (agent states as a pure state machine) and
+//! [`runtime`] (a tokio task per campaign: claims leads from the CRM
+//! hopper, dials through a [`runtime::Lines`] implementation such as the
+//! B2BUA, bridges answers to agents' nailed-up legs, drops to the
+//! safe-harbour prompt after the grace time, and feeds the pacer).
+//!
+//! Architecture invariant: pacing and agent states never read the clock,
+//! sleep, spawn or do I/O; only [`runtime`] does, and it feeds pacers
+//! events exactly as the simulator does. The crate depends on `crm` (the
+//! hopper and campaign storage) and on no other workspace crate.
 
+pub mod agents;
 pub mod amd;
 pub mod pacing;
+pub mod runtime;
 pub mod sim;
