@@ -7,6 +7,16 @@
 //! double-submit CSRF header (`X-CSRF-Token` equal to the `centralino_csrf`
 //! cookie set at login); bearer tokens are not sent by browsers on their own,
 //! so they need none.
+//!
+//! Resolving a token is one or two database round trips, which was half of
+//! the database work of a screen-pop lookup. So resolved actors are kept in a
+//! small in-process cache ([`ActorCache`]) for [`CACHE_TTL`], keyed by the
+//! SHA-256 of the token (the secret itself is not kept). Staleness is
+//! bounded by the TTL: a session that expires, a user deactivated, a token
+//! deleted or a team change by another process or handler takes effect
+//! within at most 5 s. Logout is immediate: the logout request bypasses the
+//! cache and evicts its token, so the next request with the old cookie goes
+//! to the store and is refused.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -14,6 +24,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use crm::Actor;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub const SESSION_COOKIE: &str = "centralino_session";
 pub const CSRF_COOKIE: &str = "centralino_csrf";
@@ -34,17 +48,95 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// How long a resolved actor is reused without asking the store.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// At most this many tokens are cached; past it, expired entries are swept,
+/// and if none had expired the whole cache is dropped (cheap, and only a
+/// burst of more than this many distinct live tokens within the TTL does it).
+const CACHE_MAX: usize = 4096;
+
+/// Which kind of credential a cache entry resolved: a session cookie and an
+/// API token never share an entry.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Bearer,
+    Session,
+}
+
+/// Token hash → actor, for [`CACHE_TTL`]; see the module docs.
+pub struct ActorCache {
+    map: Mutex<HashMap<(Kind, [u8; 32]), (Instant, Actor)>>,
+}
+
+impl ActorCache {
+    fn global() -> &'static ActorCache {
+        static CACHE: OnceLock<ActorCache> = OnceLock::new();
+        CACHE.get_or_init(|| ActorCache { map: Mutex::new(HashMap::new()) })
+    }
+
+    fn key(kind: Kind, token: &str) -> (Kind, [u8; 32]) {
+        (kind, Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn get(&self, key: &(Kind, [u8; 32]), now: Instant) -> Option<Actor> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).filter(|(at, _)| now.duration_since(*at) < CACHE_TTL).map(|(_, a)| a.clone())
+    }
+
+    fn put(&self, key: (Kind, [u8; 32]), actor: &Actor, now: Instant) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX && !map.contains_key(&key) {
+            map.retain(|_, (at, _)| now.duration_since(*at) < CACHE_TTL);
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, (now, actor.clone()));
+    }
+
+    fn forget(&self, key: &(Kind, [u8; 32])) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Resolves a token through the cache, or the store on a miss.
+async fn resolve<F>(kind: Kind, token: &str, bypass: bool, lookup: F) -> Result<Actor, ApiError>
+where
+    F: std::future::Future<Output = crm::Result<Actor>>,
+{
+    let cache = ActorCache::global();
+    let key = ActorCache::key(kind, token);
+    let now = Instant::now();
+    if bypass {
+        cache.forget(&key);
+    } else if let Some(a) = cache.get(&key, now) {
+        return Ok(a);
+    }
+    match lookup.await {
+        Ok(a) => {
+            if !bypass {
+                cache.put(key, &a, now);
+            }
+            Ok(a)
+        }
+        Err(crm::Error::Unauthenticated) => Err(ApiError::unauthenticated()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The logout request must see the store, not the cache, and leaves no
+/// entry behind for its token.
+fn is_logout(parts: &Parts) -> bool {
+    parts.method == Method::POST && parts.uri.path() == "/api/auth/logout"
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
             let v = h.to_str().map_err(|_| ApiError::unauthenticated())?;
             let token = v.strip_prefix("Bearer ").ok_or_else(ApiError::unauthenticated)?.trim();
-            return match state.store.token_actor(token).await {
-                Ok(a) => Ok(Auth(a)),
-                Err(crm::Error::Unauthenticated) => Err(ApiError::unauthenticated()),
-                Err(e) => Err(e.into()),
-            };
+            return resolve(Kind::Bearer, token, is_logout(parts), state.store.token_actor(token)).await.map(Auth);
         }
         let Some(token) = cookie(parts, SESSION_COOKIE) else {
             return Err(ApiError::unauthenticated());
@@ -57,10 +149,6 @@ impl FromRequestParts<AppState> for Auth {
                 return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token header"));
             }
         }
-        match state.store.session_actor(token).await {
-            Ok(a) => Ok(Auth(a)),
-            Err(crm::Error::Unauthenticated) => Err(ApiError::unauthenticated()),
-            Err(e) => Err(e.into()),
-        }
+        resolve(Kind::Session, token, is_logout(parts), state.store.session_actor(token)).await.map(Auth)
     }
 }
