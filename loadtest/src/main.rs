@@ -47,6 +47,10 @@ enum Cmd {
     Import(bench::import::Args),
     /// The HTTP API in-process under C keep-alive connections, beside a bare axum handler and /healthz.
     Http(bench::http::Args),
+    /// Support desk inbound mail: parse-only mails/s and parse → store → ticket mails/s on a synthetic ~50 KB corpus; optional corpus evaluation.
+    MailIngest(bench::mail::Args),
+    /// Support desk: time from an IMAP APPEND into Dovecot (gateway in IDLE) to the ticket existing.
+    ImapLatency(bench::mail::ImapArgs),
     /// Dialer pacing in the discrete-event simulator: occupancy and abandon rates per scenario, mode, agents and answer rate.
     Dialer {
         /// Seeds per cell, read as consecutive days of one campaign.
@@ -65,6 +69,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,
+        Cmd::MailIngest(a) => runtime()?.block_on(bench::mail::run(a, &cli.common))?,
+        Cmd::ImapLatency(a) => runtime()?.block_on(bench::mail::imap_latency(a, &cli.common))?,
         Cmd::Dialer { seeds } => {
             let records = dialer::sim::run_benchmark(&dialer::sim::BenchOptions { seeds: *seeds, ..Default::default() })?;
             dialer::sim::print_table(&records);
