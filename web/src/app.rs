@@ -46,7 +46,7 @@ impl Application {
             None => None,
         };
         let pops = telephony.as_ref().map(|t| t.pops.clone());
-        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, pops };
+        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, pops, dialers: Default::default() };
         Ok(Application { listener, state, campaigns: settings.campaigns.clone().resolved(&settings.database_url), telephony, mail: settings.mail.clone(), jobs_every: settings.jobs_every })
     }
 

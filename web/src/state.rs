@@ -12,4 +12,6 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Screen-pops from the telephony side (none when SIP is off).
     pub pops: Option<tokio::sync::broadcast::Sender<crate::telephony::ScreenPop>>,
+    /// Outbound dialer campaign tasks running in this process.
+    pub dialers: crate::api::dialer::Dialers,
 }

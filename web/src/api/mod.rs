@@ -4,6 +4,7 @@
 
 pub mod campaigns;
 pub mod data;
+pub mod dialer;
 pub mod parties;
 pub mod sales;
 pub mod session;
@@ -38,9 +39,11 @@ use utoipa::OpenApi;
         tickets::search, tickets::public_search, tickets::public_article, tickets::rate, tickets::rate_with_comment, tickets::feedback_report,
         campaigns::create, campaigns::get, campaigns::resume, campaigns::add_message, campaigns::save_template, campaigns::preview, campaigns::launch,
         campaigns::monitor, campaigns::list_from_results, campaigns::timeline,
+        dialer::list, dialer::create, dialer::get_one, dialer::update, dialer::delete, dialer::load, dialer::add_dnc, dialer::leads,
+        dialer::start, dialer::stop, dialer::stats, dialer::agent, dialer::dispose,
     ),
     components(schemas(crate::error::Problem)),
-    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"), (name = "tickets"), (name = "kb"), (name = "feedback"), (name = "campaigns"))
+    tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"), (name = "tickets"), (name = "kb"), (name = "feedback"), (name = "campaigns"), (name = "dialer"))
 )]
 pub struct ApiDoc;
 
@@ -115,4 +118,5 @@ pub fn router() -> Router<AppState> {
         .route("/api/campaign-messages/{id}/monitor", get(campaigns::monitor))
         .route("/api/campaign-messages/{id}/lists", post(campaigns::list_from_results))
         .route("/api/parties/{id}/campaign-timeline", get(campaigns::timeline))
+        .merge(dialer::routes())
 }

@@ -6,6 +6,7 @@ mod api;
 mod campaigns;
 mod console;
 mod data;
+mod dialer;
 mod harness;
 mod sales;
 mod telephony;
