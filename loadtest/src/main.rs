@@ -5,6 +5,7 @@
 
 mod bench;
 mod bounces;
+mod sipbench;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -57,6 +58,10 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seeds: u32,
     },
+    /// SIP calls per second through our inbound side with sipp, beside Kamailio (tm) answering in the same run.
+    SipCps(sipbench::CpsArgs),
+    /// Bridged calls through our RTP relay before loss or p99 > 5 ms, beside a bare recvmmsg relay, and memory per call.
+    RtpRelay(sipbench::RelayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +74,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,
+        Cmd::SipCps(a) => sipbench::run_cps(a, &cli.common.data_dir)?,
+        Cmd::RtpRelay(a) => sipbench::run_relay(a)?,
         Cmd::MailIngest(a) => runtime()?.block_on(bench::mail::run(a, &cli.common))?,
         Cmd::ImapLatency(a) => runtime()?.block_on(bench::mail::imap_latency(a, &cli.common))?,
         Cmd::Dialer { seeds } => {
