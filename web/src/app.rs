@@ -47,6 +47,9 @@ impl Application {
         };
         let pops = telephony.as_ref().map(|t| t.pops.clone());
         let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, pops, dialers: Default::default() };
+        if let Some(t) = &telephony {
+            crate::dialer_lines::wire(&state.dialers, state.store.clone(), t.b2bua.clone(), t.line_events.clone()).await;
+        }
         Ok(Application { listener, state, campaigns: settings.campaigns.clone().resolved(&settings.database_url), telephony, mail: settings.mail.clone(), jobs_every: settings.jobs_every })
     }
 

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod dialer_lines;
 pub mod error;
 pub mod extract;
 pub mod metrics;

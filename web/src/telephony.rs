@@ -42,6 +42,8 @@ pub struct Telephony {
     pub b2bua: B2bua,
     pub local: SocketAddr,
     pub pops: broadcast::Sender<ScreenPop>,
+    /// Answers and ends of calls, for the dialer's campaign tasks.
+    pub line_events: broadcast::Sender<dialer::runtime::LineEvent>,
     tasks: JoinSet<()>,
     shutdown: watch::Sender<bool>,
 }
@@ -147,6 +149,7 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
     let sink = Arc::new(StoreSink { store: store.clone(), region: store.default_region(), rt: tokio::runtime::Handle::current() });
     let (b2bua, mut events, pump) = B2bua::spawn(handle, sip_events, media, media_events, sink);
     let (pops, _) = broadcast::channel(1024);
+    let (line_events, _) = broadcast::channel(4096);
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {
         let _ = sip_task.await;
@@ -166,13 +169,18 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
         });
     }
     {
-        let (store, pops, b2b, mut stop) = (store.clone(), pops.clone(), b2bua.clone(), shutdown_rx);
+        let (store, pops, b2b, mut stop, lines) = (store.clone(), pops.clone(), b2bua.clone(), shutdown_rx, line_events.clone());
         tasks.spawn(async move {
             loop {
                 let ev = tokio::select! {
                     ev = events.recv() => match ev { Some(ev) => ev, None => break },
                     _ = stop.changed() => break,
                 };
+                if let CallEvent::Sip(e) = &ev {
+                    if let Some(le) = crate::dialer_lines::line_event(e) {
+                        let _ = lines.send(le);
+                    }
+                }
                 if let CallEvent::Sip(Event::Incoming(inc)) = ev {
                     let at = millis(SystemTime::now());
                     let e164 = PhoneNumber::parse(&inc.caller, store.default_region()).ok();
@@ -195,5 +203,5 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
         });
     }
     tracing::info!(%local, "SIP listening (UDP)");
-    Ok(Telephony { b2bua, local, pops, tasks, shutdown })
+    Ok(Telephony { b2bua, local, pops, line_events, tasks, shutdown })
 }

@@ -43,6 +43,18 @@ impl Dialers {
         let _ = self.starter.set(s);
     }
 
+    /// Starts a task for every campaign marked running (after a restart).
+    pub async fn resume_running(&self, store: &crm::Store) -> anyhow::Result<()> {
+        let Some(starter) = self.starter.get().cloned() else { return Ok(()) };
+        for c in store.dialer_campaigns().await? {
+            if c.running {
+                let h = starter(c.id).await?;
+                self.running.lock().await.insert(c.id.0, h);
+            }
+        }
+        Ok(())
+    }
+
     async fn handle(&self, id: i64) -> ApiResult<CampaignHandle> {
         self.running
             .lock()

@@ -1,0 +1,135 @@
+//! The dialer's line source in production: [`dialer::runtime::Lines`] over
+//! the B2BUA, and the starter that [`crate::api::dialer::Dialers`] uses to
+//! run campaign tasks on this node.
+//!
+//! The B2BUA's call events are broadcast once by the telephony task
+//! ([`crate::telephony::Telephony::line_events`]); each campaign task gets
+//! a forwarder that turns answers and ends into [`LineEvent`]s. A task
+//! ignores calls it did not place, so no routing table is needed.
+
+use crate::api::dialer::{Dialers, Starter};
+use crm::Store;
+use crm::dialer_store::DialerCampaignId;
+use dialer::runtime::{self, LineEnd, LineEvent, Lines, RuntimeOptions};
+use sip::b2bua::B2bua;
+use sip::msg::CallId;
+use sip::{Dial, Outcome};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Lines through the B2BUA.
+pub struct B2buaLines {
+    pub b2bua: B2bua,
+}
+
+fn call_id(s: &str) -> Result<CallId, String> {
+    CallId::parse(s).ok_or_else(|| format!("bad call id {s:?}"))
+}
+
+impl Lines for B2buaLines {
+    async fn dial(&self, number: &str, caller: &str, trunk: SocketAddr, ring: Duration) -> Result<String, String> {
+        let d = Dial {
+            trunk,
+            number: number.to_string(),
+            caller: caller.to_string(),
+            // The B2BUA replaces this with the leg it allocates.
+            rtp: SocketAddr::from(([0, 0, 0, 0], 0)),
+            auth: None,
+            ring_timeout: Some(ring),
+        };
+        self.b2bua.dial(d).await.map(|c| c.to_string()).map_err(|e| e.to_string())
+    }
+
+    async fn bridge(&self, agent_leg: &str, call: &str) -> Result<(), String> {
+        self.b2bua.bridge(&call_id(agent_leg)?, &call_id(call)?).await.map_err(|e| e.to_string())
+    }
+
+    async fn abandon(&self, call: &str, prompt: &str) -> Result<(), String> {
+        let c = call_id(call)?;
+        let loaded = if prompt.is_empty() { None } else { sip::wav::Prompt::load(std::path::Path::new(prompt), sip::g711::Codec::Pcmu).ok() };
+        match loaded {
+            Some(p) => {
+                let ms = p.duration_ms();
+                self.b2bua.play(&c, p).await.map_err(|e| e.to_string())?;
+                // Hang up once the message has played, without holding the
+                // campaign task for its length.
+                let b = self.b2bua.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms + 200)).await;
+                    let _ = b.hangup(&c).await;
+                });
+                Ok(())
+            }
+            None => self.b2bua.hangup(&c).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn hangup(&self, call: &str) -> Result<(), String> {
+        self.b2bua.hangup(&call_id(call)?).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Maps a SIP event to what the dialer needs to hear.
+pub fn line_event(ev: &sip::Event) -> Option<LineEvent> {
+    use sip::Event;
+    match ev {
+        Event::Answered { call, .. } => Some(LineEvent::Answered { call: call.to_string() }),
+        Event::Ended { call, outcome, .. } => {
+            let how = match outcome {
+                Outcome::Completed { .. } => LineEnd::Completed,
+                Outcome::Busy => LineEnd::Busy,
+                Outcome::NoAnswer | Outcome::Cancelled => LineEnd::NoAnswer,
+                _ => LineEnd::Failed,
+            };
+            Some(LineEvent::Ended { call: call.to_string(), how })
+        }
+        _ => None,
+    }
+}
+
+/// The node id under which this process claims leads: stable across
+/// restarts so that [`runtime::recover`] finds what a crash left behind.
+pub fn node_id() -> String {
+    std::env::var("CENTRALINO_NODE_ID").unwrap_or_else(|_| "local".into())
+}
+
+/// Recovers this node's leads, gives `dialers` a starter over the B2BUA,
+/// and restarts campaigns that were running when the process stopped.
+pub async fn wire(dialers: &Dialers, store: Store, b2bua: B2bua, events: broadcast::Sender<LineEvent>) {
+    let node = node_id();
+    match runtime::recover(&store, &node).await {
+        Ok(n) if n > 0 => tracing::warn!(recycled = n, node = %node, "dialer: recovered leads left in flight"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "dialer: recovery failed"),
+    }
+    let lines = Arc::new(B2buaLines { b2bua });
+    let st = store.clone();
+    let starter: Starter = Arc::new(move |id: DialerCampaignId| {
+        let (store, lines, events, node) = (st.clone(), lines.clone(), events.clone(), node.clone());
+        Box::pin(async move {
+            let (tx, rx) = mpsc::channel(1024);
+            let mut sub = events.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    match sub.recv().await {
+                        Ok(ev) => {
+                            if tx.send(ev).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "dialer: line events lagged"),
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+            let (h, _join) = runtime::spawn(store, lines, id, rx, RuntimeOptions::new(node)).await?;
+            Ok(h)
+        })
+    });
+    dialers.set_starter(starter);
+    if let Err(e) = dialers.resume_running(&store).await {
+        tracing::error!(error = %e, "dialer: restarting running campaigns failed");
+    }
+}
