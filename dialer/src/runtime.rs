@@ -347,8 +347,10 @@ impl<L: Lines> Task<L> {
             Err(_) => return,
         };
         let ring = Duration::from_secs(u64::try_from(self.cfg.ring_timeout_s).unwrap_or(25));
+        // An empty caller id is sent as "anonymous": From needs a user part.
+        let caller = if self.cfg.caller_id.trim().is_empty() { "anonymous".to_string() } else { self.cfg.caller_id.clone() };
         for lead in claim.leads {
-            match self.lines.dial(lead.number.as_str(), &self.cfg.caller_id, trunk, ring).await {
+            match self.lines.dial(lead.number.as_str(), &caller, trunk, ring).await {
                 Ok(call) => {
                     let pid = CallId::new(self.next_call);
                     self.next_call += 1;

@@ -104,7 +104,7 @@ pub async fn wire(dialers: &Dialers, store: Store, b2bua: B2bua, events: broadca
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "dialer: recovery failed"),
     }
-    let lines = Arc::new(B2buaLines { b2bua });
+    let lines = Arc::new(B2buaLines { b2bua: b2bua.clone() });
     let st = store.clone();
     let starter: Starter = Arc::new(move |id: DialerCampaignId| {
         let (store, lines, events, node) = (st.clone(), lines.clone(), events.clone(), node.clone());
@@ -128,7 +128,7 @@ pub async fn wire(dialers: &Dialers, store: Store, b2bua: B2bua, events: broadca
             Ok(h)
         })
     });
-    dialers.set_starter(starter);
+    dialers.set_starter(starter, b2bua);
     if let Err(e) = dialers.resume_running(&store).await {
         tracing::error!(error = %e, "dialer: restarting running campaigns failed");
     }

@@ -35,12 +35,15 @@ pub type Starter = Arc<
 pub struct Dialers {
     running: Arc<tokio::sync::Mutex<HashMap<i64, CampaignHandle>>>,
     starter: Arc<std::sync::OnceLock<Starter>>,
+    /// Answers an agent's inbound leg at login (the leg then stays up).
+    b2bua: Arc<std::sync::OnceLock<sip::b2bua::B2bua>>,
 }
 
 impl Dialers {
     /// Gives the registry a way to start tasks (once, at start-up).
-    pub fn set_starter(&self, s: Starter) {
+    pub fn set_starter(&self, s: Starter, b2bua: sip::b2bua::B2bua) {
         let _ = self.starter.set(s);
+        let _ = self.b2bua.set(b2bua);
     }
 
     /// Starts a task for every campaign marked running (after a restart).
@@ -209,6 +212,11 @@ pub async fn agent(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(b
     match body.action.as_str() {
         "login" => {
             let leg = body.leg.ok_or_else(|| ApiError::field("leg", "the nailed-up leg's Call-ID is required"))?;
+            // An agent calling in is answered here; a leg already up (or
+            // one we dialed out) makes this a harmless error.
+            if let (Some(b), Some(c)) = (st.dialers.b2bua.get(), sip::msg::CallId::parse(&leg)) {
+                let _ = b.answer(&c).await;
+            }
             h.login(who, leg).await.map_err(conflict)?
         }
         "pause" => h.pause(who, body.reason.unwrap_or_else(|| "break".into())).await.map_err(conflict)?,
