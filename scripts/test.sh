@@ -18,5 +18,8 @@ cargo test --workspace "$@"
 # The web console in headless Chromium (playwright-core, pinned by the lock
 # file; `npm ci` works offline once the npm cache holds it). Screenshots of
 # each desk land in docs/screens/.
-cargo build -p web --bin centralino
+# `cargo test` above already built target/debug/centralino for web's
+# integration tests, with the same features; building it again with
+# `cargo build -p web` would unify features differently and recompile.
+test -x "${CARGO_TARGET_DIR:-target}/debug/centralino" || cargo test -p web --no-run
 (cd web/tests/browser && npm ci --prefer-offline --no-audit --no-fund >/dev/null && node console.test.mjs)
