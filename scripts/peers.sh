@@ -18,6 +18,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 IMAP_PORT=${IMAP_PORT:-10143}
 LMTP_PORT=${LMTP_PORT:-10024}
 SMTP_PORT=${SMTP_PORT:-10025}
+SMSC_PORT=${SMSC_PORT:-12775}
 MAIL_USERS="support sales customer consultant bounces"
 MAIL_PASSWORD=testpw
 
@@ -238,6 +239,30 @@ stop_postfix() {
   postfix -c "$PEERS/postfix/etc" stop >/dev/null 2>&1 || true
 }
 
+# A fake SMSC (SMPP 3.4, PyPI smpp34 in a venv) with delivery receipts and
+# throttling: mailgate/tests/smsc/fake_smsc.py.
+start_smsc() {
+  local S="$PEERS/smsc"
+  mkdir -p "$S"
+  if [ ! -x "$S/venv/bin/python" ]; then
+    python3 -m venv "$S/venv" >&2 || { need_pkg /usr/lib/python3/dist-packages/ensurepip python3-venv; python3 -m venv "$S/venv" >&2; }
+    "$S/venv/bin/pip" install -q smpp34 >&2
+  fi
+  SMSC_PORT=$(free_port "$SMSC_PORT")
+  local script
+  script="$(cd "$(dirname "$0")/.." && pwd)/mailgate/tests/smsc/fake_smsc.py"
+  DLR_DELAY=0.1 QUIET=1 nohup "$S/venv/bin/python" "$script" "$SMSC_PORT" </dev/null >"$S/smsc.log" 2>&1 &
+  echo $! >"$S/pid"
+  wait_port "$SMSC_PORT" "fake SMSC"
+  echo "export CENTRALINO_TEST_SMSC=127.0.0.1:$SMSC_PORT"
+  echo "export CENTRALINO_TEST_SMSC_PYTHON=$S/venv/bin/python"
+}
+
+stop_smsc() {
+  [ -s "$PEERS/smsc/pid" ] || return 0
+  kill "$(cat "$PEERS/smsc/pid")" 2>/dev/null || true
+}
+
 start_all() {
   start_pg
   # The SIP tests start their own sipp instances; only the package is needed.
@@ -248,9 +273,11 @@ start_all() {
   need_pkg chromium chromium chromium-driver
   start_dovecot
   start_postfix
+  start_smsc
 }
 
 stop_all() {
+  stop_smsc
   stop_postfix
   stop_dovecot
   stop_pg

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod campaigns_monitor;
+pub mod campaigns_sms;
 pub mod campaigns_template;
 pub mod deals;
 pub mod dedup;

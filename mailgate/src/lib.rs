@@ -29,17 +29,20 @@
 
 pub mod body;
 pub mod bounce;
+pub mod bounces_in;
 pub mod campaign;
 pub mod classify;
 pub mod config;
 pub mod dkim;
 pub mod error;
 pub mod eventlog;
+pub mod fax;
 pub mod imap;
 pub mod ingest;
 pub mod pacing;
 pub mod parse;
 pub mod smtp;
+pub mod smpp;
 pub mod sync;
 pub mod thread;
 pub mod tracking;

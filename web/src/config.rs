@@ -222,6 +222,21 @@ pub struct RawCampaigns {
     pub per_domain_per_minute: Option<u32>,
     pub per_hour: Option<u32>,
     pub concurrency: Option<usize>,
+    /// The bounce/notification mailbox, read over IMAP: `HOST:PORT`.
+    pub bounce_mailbox: Option<String>,
+    /// `tls` (default) or `plain` (loopback only).
+    pub bounce_security: Option<String>,
+    pub bounce_user: Option<String>,
+    pub bounce_password: Option<String>,
+    pub bounce_folder: Option<String>,
+    /// Hex HMAC key that fax-gateway status mails are signed with.
+    pub fax_callback_secret: Option<String>,
+    /// The SMSC for campaign SMS (SMPP v3.4 over TCP): `HOST:PORT`.
+    pub smpp: Option<String>,
+    pub smpp_system_id: Option<String>,
+    pub smpp_password: Option<String>,
+    /// The sender shown on SMS (a number or up to 11 letters).
+    pub smpp_source: Option<String>,
 }
 
 impl std::fmt::Debug for RawCampaigns {

@@ -9,6 +9,7 @@ mod bounce;
 mod campaign;
 mod harness;
 mod ingest;
+mod messaging;
 mod outbound;
 mod parse;
 mod replay;

@@ -5,6 +5,7 @@
 pub mod campaigns;
 pub mod data;
 pub mod dialer;
+pub mod messaging;
 pub mod parties;
 pub mod sales;
 pub mod session;

@@ -61,6 +61,8 @@ pub struct Campaigns {
     store: crm::Store,
     writer: tokio::task::JoinHandle<()>,
     sender: Option<tokio::task::JoinHandle<()>>,
+    /// The bounce mailbox reader and the SMS sender, when configured.
+    workers: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -91,7 +93,14 @@ impl Campaigns {
             }
             None => None,
         };
-        Ok(Campaigns { tracking: Arc::new(Tracking { signer, log }), store: store.clone(), writer, sender, stop })
+        let mut workers = vec![];
+        if let Some(mb) = crate::api::messaging::bounce_mailbox(cfg)? {
+            let key = cfg.fax_callback_secret.as_deref().map(|h| hex::decode(h.trim())).transpose().context("campaigns.fax_callback_secret: not hex")?;
+            let reader = mailgate::bounces_in::BounceReader::new(store.clone(), mb, signer.clone(), key);
+            workers.push(tokio::spawn(reader.run(stop.subscribe())));
+        }
+        workers.extend(crate::api::messaging::start_sms(store, cfg, &stop).await?);
+        Ok(Campaigns { tracking: Arc::new(Tracking { signer, log }), store: store.clone(), writer, sender, workers, stop })
     }
 
     pub fn mount(&self, app: Router) -> Router {
@@ -104,6 +113,9 @@ impl Campaigns {
         let _ = self.stop.send(true);
         if let Some(s) = self.sender {
             let _ = s.await;
+        }
+        for w in self.workers {
+            let _ = w.await;
         }
         drop(self.tracking);
         let _ = self.writer.await;

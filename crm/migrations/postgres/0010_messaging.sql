@@ -1,0 +1,32 @@
+-- Campaign messaging, third slice: the bounce/notification mailbox's
+-- position (each UID handled once), SMS parts keyed by the SMSC's message
+-- id (delivery receipts name it), and fax jobs with their provider status.
+CREATE TABLE campaign_inbox (
+    mailbox TEXT NOT NULL,
+    uidvalidity BIGINT NOT NULL,
+    uid BIGINT NOT NULL,
+    outcome TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (mailbox, uidvalidity, uid)
+);
+
+CREATE TABLE campaign_sms_parts (
+    smsc_id TEXT PRIMARY KEY,
+    outbox_id BIGINT NOT NULL REFERENCES campaign_outbox(id) ON DELETE CASCADE,
+    part BIGINT NOT NULL,
+    parts BIGINT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX campaign_sms_parts_outbox ON campaign_sms_parts(outbox_id);
+
+-- state rank: queued 0 < sending 1 < delivered/failed 2 (final).
+CREATE TABLE campaign_fax_jobs (
+    provider TEXT NOT NULL,
+    job_ref TEXT NOT NULL,
+    outbox_id BIGINT NOT NULL REFERENCES campaign_outbox(id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    rank BIGINT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (provider, job_ref)
+);

@@ -1,0 +1,266 @@
+//! Campaign messaging beyond the first mail: the bounce mailbox reader
+//! (Postfix's real DSN → Dovecot → our IMAP reader → suppression), SMS over
+//! SMPP against a real SMSC process (the PyPI `smpp34`-based fake SMSC of
+//! `mailgate/tests/smsc/fake_smsc.py`, with throttling and receipts), and
+//! fax status callbacks (signed, idempotent, order-proof) arriving as mail.
+
+use crate::harness::*;
+use crm::campaigns_sms::FaxState;
+use crm::lists::{ListKind, NewList};
+use crm::parties::{EmailInput, PartyInput, PhoneInput};
+use crm::{Actor, Channel};
+use mailgate::bounces_in::{BounceReader, Handled};
+use mailgate::campaign::{BounceOutcome, CampaignConfig, CampaignSender};
+use mailgate::fax::{self, FaxStatusMail};
+use mailgate::smpp::{SmppClient, SmppConfig, SmsSender, run_receipts};
+use mailgate::tracking::Signer;
+use std::time::Duration;
+
+async fn party(store: &crm::Store, first: &str, email: Option<&str>, phone: Option<&str>, consent: &[Channel]) -> crm::PartyId {
+    let input = PartyInput {
+        kind: "person".into(),
+        name: Some(format!("{first} Bianchi")),
+        first_name: Some(first.into()),
+        emails: email.map(|e| vec![EmailInput { address: e.into(), kind: None }]).unwrap_or_default(),
+        phones: phone.map(|p| vec![PhoneInput { number: p.into(), kind: Some("mobile".into()) }]).unwrap_or_default(),
+        ..Default::default()
+    };
+    let id = store.create_party(&Actor::system(), input).await.expect("party").id;
+    for c in consent {
+        store.set_consent(&Actor::system(), id, *c, true, "test").await.expect("consent");
+    }
+    id
+}
+
+async fn list(store: &crm::Store, ids: Vec<crm::PartyId>) -> crm::ListId {
+    store
+        .create_list(&Actor::system(), NewList { name: format!("l{}", unique_suffix()), description: None, kind: ListKind::Static, filter: None, party_ids: ids })
+        .await
+        .expect("list")
+        .id
+}
+
+async fn row_of(store: &crm::Store, msg: i64, address: &str) -> i64 {
+    for id in 1..1000 {
+        if let Ok(r) = store.outbox_row(id).await
+            && r.message_id == msg
+            && r.address == address
+        {
+            return id;
+        }
+    }
+    panic!("no outbox row for {address}");
+}
+
+#[tokio::test]
+async fn the_bounce_reader_picks_up_postfixs_dsn_and_suppresses() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let ghost = format!("ghost{}@{}", unique_suffix().replace('_', ""), p.domain);
+            let g = party(&store, "Gino", Some(&ghost), None, &[Channel::Email]).await;
+            let l = list(&store, vec![g]).await;
+            let camp = store.create_campaign("Bounces", "", 0, None, crm::now_ms()).await.expect("campaign");
+            let msg = store.add_campaign_message(camp.id, Channel::Email, "Ciao", "Ciao {{ first_name }}", "", l, crm::now_ms()).await.expect("msg");
+            store.launch_message(msg, &p.domain, crm::now_ms()).await.expect("launch");
+            let signer = Signer::new(&store.campaign_secret().await.expect("secret"));
+            let mut cfg = CampaignConfig::new(p.smtp(), &p.domain, "https://track.example");
+            cfg.from = crm::EmailAddress::parse(&format!("news@{}", p.domain)).expect("from");
+            let sender = CampaignSender::new(cfg, signer.clone(), None).expect("sender");
+            assert_eq!(sender.drain(&store, crm::now_ms()).await.expect("drain").sent, 1);
+            // Postfix's DSN goes to bounces+TOKEN@, which the test Dovecot
+            // files into the folder TOKEN of `bounces`: that folder is the
+            // reader's mailbox here.
+            let row = row_of(&store, msg, &ghost).await;
+            let verp = signer.verp(row);
+            p.wait_for("bounces", &verp, 1).await;
+            let centre = centre(&store, "bounces").await;
+            let mb = p.mailbox("bounces", &verp, centre);
+            let got = BounceReader::new(store.clone(), mb.clone(), signer.clone(), None).sync_once().await.expect("sync");
+            assert_eq!(got.len(), 1, "{}: {got:?}", ts.name);
+            match &got[0].1 {
+                Handled::Bounce(BounceOutcome::Bounced { outbox_id, reason, hard, suppressed }) => {
+                    assert_eq!((*outbox_id, reason.as_str(), *hard, *suppressed), (row, "userunknown", true, true), "{}", ts.name)
+                }
+                other => panic!("{other:?}"),
+            }
+            // Exactly once by UID: a second pass handles nothing.
+            let again = BounceReader::new(store.clone(), mb, signer.clone(), None).sync_once().await.expect("sync");
+            assert!(again.is_empty(), "{again:?}");
+            let events = store.outbox_events(row).await.expect("events");
+            assert_eq!(events.iter().filter(|(k, _)| k == "bounced_hard").count(), 1, "{events:?}");
+            // Suppressed for the next message.
+            let msg2 = store.add_campaign_message(camp.id, Channel::Email, "Again", "x", "", l, crm::now_ms()).await.expect("msg2");
+            store.launch_message(msg2, &p.domain, crm::now_ms() + 1).await.expect("launch");
+            assert!(store.claim_outbox(msg2, 10, 1000, crm::now_ms()).await.expect("claim").is_empty());
+        }
+    })
+    .await;
+}
+
+/// A fake SMSC of our own for this test (own port, own log), from the
+/// venv `scripts/peers.sh` made. `None` (with a note) when there is none.
+/// The SMSC process, killed when the test ends (also on a panic).
+struct Smsc(std::process::Child);
+
+impl Drop for Smsc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smsc() -> Option<(Smsc, u16, std::path::PathBuf)> {
+    let Ok(python) = std::env::var("CENTRALINO_TEST_SMSC_PYTHON") else {
+        if std::env::var("CENTRALINO_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("CENTRALINO_REQUIRE_PEERS=1 but CENTRALINO_TEST_SMSC_PYTHON is not set");
+        }
+        eprintln!("note: skipping an SMPP test: no fake SMSC (scripts/peers.sh start DIR)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir").keep();
+    let log = dir.join("smsc.log");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smsc/fake_smsc.py");
+    let child = std::process::Command::new(python)
+        .arg(script)
+        .arg(port.to_string())
+        .env("DLR_DELAY", "0.05")
+        .env("FAIL_PREFIX", "39339")
+        .env("THROTTLE_PREFIX", "39338")
+        .env("REJECT_PREFIX", "39337")
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the fake SMSC");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((Smsc(child), port, log));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the fake SMSC did not listen");
+}
+
+#[tokio::test]
+async fn an_sms_campaign_goes_through_a_real_smsc_with_throttling_and_receipts() {
+    let Some((_smsc, port, log)) = smsc() else { return };
+    each_store(|ts| {
+        let log = log.clone();
+        async move {
+            let store = ts.store.clone();
+            let ok = party(&store, "Ada", None, Some("+393331000001"), &[Channel::Sms]).await;
+            let zoe = party(&store, "Zoë", None, Some("+393331000002"), &[Channel::Sms]).await;
+            let slow = party(&store, "Teo", None, Some("+393381000003"), &[Channel::Sms]).await;
+            let lost = party(&store, "Ugo", None, Some("+393391000004"), &[Channel::Sms]).await;
+            let bad = party(&store, "Rea", None, Some("+393371000005"), &[Channel::Sms]).await;
+            let no_consent = party(&store, "Noa", None, Some("+393331000006"), &[]).await;
+            let stopped = party(&store, "Sto", None, Some("+393331000007"), &[Channel::Sms]).await;
+            store.suppress_address("+393331000007", "replied STOP", crm::now_ms()).await.expect("suppress");
+            let l = list(&store, vec![ok, zoe, slow, lost, bad, no_consent, stopped]).await;
+            let camp = store.create_campaign("SMS", "", 0, None, crm::now_ms()).await.expect("campaign");
+            // Long enough for two GSM-7 parts (and three UCS-2 parts for Zoë).
+            let body = format!("Ciao {{{{ first_name }}}}, {}", "la vendemmia è arrivata: offerte in cantina fino a domenica. ".repeat(3));
+            let msg = store.add_campaign_message(camp.id, Channel::Sms, "Vendemmia", &body, "", l, crm::now_ms()).await.expect("msg");
+            assert_eq!(store.launch_phone_message(msg, "gw.test", crm::now_ms()).await.expect("launch"), 7);
+
+            let mut cfg = SmppConfig::new(format!("127.0.0.1:{port}"), "centralino", "secret");
+            cfg.throttle_backoff = Duration::from_millis(20);
+            let (client, receipts) = SmppClient::connect(cfg).await.expect("bind");
+            let dlr = tokio::spawn(run_receipts(store.clone(), receipts));
+            let sender = SmsSender::new(client.clone());
+            let r = sender.drain(&store, crm::now_ms()).await.expect("drain");
+            assert_eq!((r.sent, r.failed, r.deferred), (4, 1, 0), "{}: {r:?}", ts.name);
+            assert!(client.throttled_count() >= 1, "the SMSC throttled once");
+            let m = store.message_monitor(msg).await.expect("monitor");
+            assert_eq!((m.sent, m.failed, m.suppressed), (4, 1, 2), "{m:?}");
+
+            // Receipts: delivered for three, UNDELIV for Ugo.
+            let ev = |p: &'static str| {
+                let store = store.clone();
+                async move {
+                    let row = row_of(&store, msg, p).await;
+                    store.outbox_events(row).await.expect("events")
+                }
+            };
+            let mut waited = 0;
+            loop {
+                let got = [ev("+393331000001").await, ev("+393331000002").await, ev("+393381000003").await, ev("+393391000004").await];
+                let done = got[..3].iter().all(|e| e.iter().any(|(k, _)| k == "sms_delivered")) && got[3].iter().any(|(k, _)| k == "sms_failed");
+                if done {
+                    // Parts collapse: one receipt event per recipient.
+                    assert_eq!(got[0].iter().filter(|(k, _)| k == "sms_delivered").count(), 1, "{:?}", got[0]);
+                    assert!(got[3].iter().any(|(k, d)| k == "sms_failed" && d.contains("UNDELIV")), "{:?}", got[3]);
+                    break;
+                }
+                waited += 1;
+                assert!(waited < 100, "{}: receipts did not arrive: {got:?}", ts.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            client.unbind().await;
+            drop(sender);
+            drop(client);
+            let _ = tokio::time::timeout(Duration::from_secs(3), dlr).await;
+
+            // What the SMSC saw: GSM-7 concatenated parts, UCS-2 for Zoë.
+            let text = std::fs::read_to_string(&log).expect("smsc log");
+            let submits: Vec<serde_json::Value> =
+                text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["event"] == "submit").collect();
+            let to = |d: &str| submits.iter().filter(|v| v["dest"] == d).cloned().collect::<Vec<_>>();
+            let ada = to("393331000001");
+            assert!(ada.len() >= 2 && ada.iter().all(|v| v["data_coding"] == 0 && v["esm_class"] == 0x40), "{ada:?}");
+            let z = to("393331000002");
+            assert!(z.len() >= 3 && z.iter().all(|v| v["data_coding"] == 8), "{z:?}");
+            assert!(to("393331000006").is_empty() && to("393331000007").is_empty(), "no consent / suppressed never reach the SMSC");
+            assert!(text.contains("submit_throttled"), "{text}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fax_statuses_are_signed_idempotent_and_order_proof() {
+    each_store(|ts| async move {
+        let store = ts.store.clone();
+        let f = party(&store, "Fax", None, Some("+390212345678"), &[Channel::Fax]).await;
+        let l = list(&store, vec![f]).await;
+        let camp = store.create_campaign("Fax", "", 0, None, crm::now_ms()).await.expect("campaign");
+        let msg = store.add_campaign_message(camp.id, Channel::Fax, "Listino", "Listino {{ first_name }}", "", l, crm::now_ms()).await.expect("msg");
+        assert_eq!(store.launch_phone_message(msg, "gw.test", crm::now_ms()).await.expect("launch"), 1);
+        let row = row_of(&store, msg, "+390212345678").await;
+        store.record_fax_job(fax::EMAIL_GATEWAY, "job-1", row, crm::now_ms()).await.expect("job");
+        let key = b"fax-callback-key-0123456789";
+        let mail = |state: &FaxState, sig: &str| {
+            let reason = match state {
+                FaxState::Failed(r) => format!("X-Fax-Reason: {r}\r\n"),
+                _ => String::new(),
+            };
+            format!("From: gateway@fax.example\r\nSubject: status\r\nX-Fax-Job: job-1\r\nX-Fax-Status: {}\r\n{reason}X-Fax-Signature: {sig}\r\n\r\nok\r\n", state.as_str())
+        };
+        let signer = Signer::new(&store.campaign_secret().await.expect("secret"));
+        let send = |state: FaxState, forged: bool| {
+            let store = store.clone();
+            let signer = signer.clone();
+            let sig = if forged { fax::sign(b"wrong key", "job-1", &state) } else { fax::sign(key, "job-1", &state) };
+            let raw = mail(&state, &sig);
+            async move { mailgate::bounces_in::handle(&store, &signer, Some(key), raw.as_bytes(), crm::now_ms()).await.expect("handle") }
+        };
+        assert!(matches!(send(FaxState::Sending, false).await, Handled::Fax { moved: true, .. }));
+        // A forged delivered is refused (ignored), nothing moves.
+        assert!(matches!(send(FaxState::Delivered, true).await, Handled::Bounce(BounceOutcome::Ignored)));
+        assert_eq!(store.fax_job_state(fax::EMAIL_GATEWAY, "job-1").await.expect("state").0, "sending");
+        assert!(matches!(send(FaxState::Delivered, false).await, Handled::Fax { moved: true, .. }));
+        // Duplicated and late, out-of-order callbacks change nothing.
+        assert!(matches!(send(FaxState::Delivered, false).await, Handled::Fax { moved: false, .. }));
+        assert!(matches!(send(FaxState::Queued, false).await, Handled::Fax { moved: false, .. }));
+        assert!(matches!(send(FaxState::Failed("no answer".into()), false).await, Handled::Fax { moved: false, .. }));
+        assert_eq!(store.fax_job_state(fax::EMAIL_GATEWAY, "job-1").await.expect("state").0, "delivered");
+        let kinds: Vec<String> = store.outbox_events(row).await.expect("events").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, ["fax_sending", "fax_delivered"], "{}", ts.name);
+        // The status mail format parses; a normal mail is not a fax status.
+        assert!(FaxStatusMail::parse(b"From: a@b\r\nSubject: hi\r\n\r\nbody").is_none());
+    })
+    .await;
+}
