@@ -256,7 +256,11 @@ pub async fn spawn<L: Lines>(
         latencies: Vec::new(),
         exhausted_until: None,
     };
-    let join = tokio::spawn(task.run(rx, events));
+    // The span is attached to the future, not entered across awaits, so it
+    // never leaks into other tasks sharing the thread.
+    use tracing::Instrument;
+    let span = tracing::info_span!("dialer", campaign_id = id.0);
+    let join = tokio::spawn(task.run(rx, events).instrument(span));
     Ok((CampaignHandle { tx }, join))
 }
 
@@ -279,8 +283,6 @@ impl<L: Lines> Task<L> {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut events: mpsc::Receiver<LineEvent>) {
         let mut tick = tokio::time::interval(self.opts.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let span = tracing::info_span!("dialer", campaign_id = self.id.0);
-        let _g = span.enter();
         loop {
             tokio::select! {
                 _ = tick.tick() => self.on_tick().await,

@@ -213,9 +213,14 @@ pub async fn agent(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(b
         "login" => {
             let leg = body.leg.ok_or_else(|| ApiError::field("leg", "the nailed-up leg's Call-ID is required"))?;
             // An agent calling in is answered here; a leg already up (or
-            // one we dialed out) makes this a harmless error.
-            if let (Some(b), Some(c)) = (st.dialers.b2bua.get(), sip::msg::CallId::parse(&leg)) {
+            // one we dialed out) makes this a harmless error. A leg that
+            // has not arrived yet is refused so the agent's client retries.
+            if let Some(b) = st.dialers.b2bua.get() {
+                let c = sip::msg::CallId::parse(&leg).ok_or_else(|| ApiError::field("leg", "not a SIP Call-ID"))?;
                 let _ = b.answer(&c).await;
+                if b.leg(&c).await.is_none() {
+                    return Err(ApiError::new(StatusCode::CONFLICT, "leg-not-up", "the agent's leg is not up (yet)"));
+                }
             }
             h.login(who, leg).await.map_err(conflict)?
         }
