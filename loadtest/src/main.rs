@@ -3,6 +3,7 @@
 //! the ratios to them, and with `--json FILE` writes the same figures as
 //! JSON. See `docs/benchmarks.md` for the commands and the results.
 
+mod amd;
 mod bench;
 mod bounces;
 mod sipbench;
@@ -42,6 +43,8 @@ pub struct Common {
 enum Cmd {
     /// Bounce classification against a labelled corpus: recipient, reason and hard/soft agreement.
     Bounces(bounces::Args),
+    /// Answering-machine detection on espeak-ng speech with noise: confusion matrix, false positives, decision time.
+    Amd(amd::Args),
     /// "Who is calling?": Store::lookup_by_phone on N parties, beside a bare indexed lookup.
     Lookup(bench::lookup::Args),
     /// CSV import end to end (twice: the second run must create nothing), beside CSV, phone-parse and bulk-insert baselines.
@@ -66,11 +69,14 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Amd(a) = &cli.cmd {
+        return amd::run(a, cli.common.json.as_deref(), cli.common.seed);
+    }
     if let Cmd::Bounces(a) = &cli.cmd {
         return bounces::run(a, cli.common.json.as_deref());
     }
     let report = match &cli.cmd {
-        Cmd::Bounces(_) => return Ok(()),
+        Cmd::Bounces(_) | Cmd::Amd(_) => return Ok(()),
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,
