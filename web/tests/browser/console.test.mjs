@@ -189,5 +189,5 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 const failed = results.filter((r) => r[1] !== 'ok');
-console.log(`browser scenarios: ${results.length - failed.length} passed, ${failed.length} failed`);
+console.log(`browser: ${results.length - failed.length} passed, ${failed.length} failed`);
 process.exit(failed.length ? 1 : 0);
