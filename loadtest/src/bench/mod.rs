@@ -4,3 +4,4 @@ pub mod http;
 pub mod import;
 pub mod lookup;
 pub mod mail;
+pub mod send;
