@@ -118,11 +118,13 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let (outbox, message, party): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         let kind = if delivered { "sms_delivered" } else { "sms_failed" };
-        self.timeline_event(&format!("{kind}:{outbox}"), outbox, message, party, kind, detail, now).await?;
+        self.timeline_event(&format!("{kind}:{outbox}"), (outbox, message, party), kind, detail, now).await?;
         Ok(Some(outbox))
     }
 
-    async fn timeline_event(&self, key: &str, outbox: i64, message: i64, party: i64, kind: &str, detail: &str, now: Millis) -> Result<bool> {
+    /// `row` is (outbox id, message id, party id).
+    async fn timeline_event(&self, key: &str, row: (i64, i64, i64), kind: &str, detail: &str, now: Millis) -> Result<bool> {
+        let (outbox, message, party) = row;
         let r = sqlx::query(
             "INSERT INTO campaign_events (event_key, outbox_id, message_id, party_id, kind, detail, machine, at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (event_key) DO NOTHING",
         )

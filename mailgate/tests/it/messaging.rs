@@ -124,7 +124,7 @@ fn smsc() -> Option<(Smsc, u16, std::path::PathBuf)> {
     let dir = tempfile::tempdir().expect("dir").keep();
     let log = dir.join("smsc.log");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smsc/fake_smsc.py");
-    let child = std::process::Command::new(python)
+    let child = Smsc(std::process::Command::new(python)
         .arg(script)
         .arg(port.to_string())
         .env("DLR_DELAY", "0.05")
@@ -134,10 +134,10 @@ fn smsc() -> Option<(Smsc, u16, std::path::PathBuf)> {
         .stdout(std::fs::File::create(&log).expect("log"))
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("start the fake SMSC");
+        .expect("start the fake SMSC"));
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((Smsc(child), port, log));
+            return Some((child, port, log));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
