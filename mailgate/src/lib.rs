@@ -22,10 +22,14 @@
 //! Campaign mail shares the plumbing: [`campaign`] drains the campaign
 //! outbox (templates merged, links signed by [`tracking`], DKIM by [`dkim`],
 //! windows and throttles by [`pacing`]) and maps bounces back through VERP;
-//! [`eventlog`] makes tracking hits durable in batches.
+//! [`eventlog`] makes tracking hits durable in batches. [`bounces_in`]
+//! reads the bounce/notification mailbox (bounces, complaints, fax status
+//! mails); [`smpp`] sends campaign SMS and takes delivery receipts;
+//! [`fax`] is the fax provider interface and its email-gateway adapter.
 //!
 //! Architecture invariant: `mailgate` depends on `crm` only, never talks
-//! SQL, and only [`imap`], [`smtp`] and [`campaign`] touch sockets.
+//! SQL, and only [`imap`], [`bounces_in`], [`smtp`], [`campaign`], [`fax`]
+//! and [`smpp`] touch sockets.
 
 pub mod body;
 pub mod bounce;
