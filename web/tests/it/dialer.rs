@@ -255,7 +255,7 @@ async fn agents_work(h: &Http, id: i64, sip: &str, dir: &std::path::Path, round:
 /// (no lead is disposed twice, none dialed more than once plus its
 /// crash-recycled retry).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "after the restart, bridges to the new agent legs fail with NoLeg (under investigation); recovery itself works: the run before the kill disposes calls and the restart recycles every lead left in flight"]
+#[ignore = "after the restart the new agent legs end right after login (cause not found yet), so no call is bridged; recovery itself works: the run before the kill disposes calls and the restart recycles every lead left in flight"]
 async fn crash_and_restart_loses_nothing() {
     if !sipp_available() {
         return;
@@ -278,7 +278,7 @@ async fn crash_and_restart_loses_nothing() {
     store.set_dialer_running(&sys, camp.id, true, crm::now_ms()).await.unwrap();
     let id = camp.id.0;
     let conf = dir.path().join("centralino.toml");
-    std::fs::write(&conf, format!("http = \"127.0.0.1:35451\"\nsip = \"127.0.0.1:35452\"\ndatabase_url = \"{}\"\ninbound_ring_secs = 10\ntrunks = [\"127.0.0.1\"]\n", db.display())).unwrap();
+    std::fs::write(&conf, format!("http = \"127.0.0.1:35451\"\nsip = \"127.0.0.1:35452\"\ndatabase_url = \"{}\"\ninbound_ring_secs = 120\ntrunks = [\"127.0.0.1\"]\n", db.display())).unwrap();
     let carrier_xml = concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/scenarios/carrier_random.xml");
     let _carrier = sipp(&["-sf", carrier_xml, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36440", "-ci", "127.0.0.1", "-cp", "38441", "-p", "35441", "-m", "1000", "-buff_size", "4194304"], dir.path());
     let serve = || {
