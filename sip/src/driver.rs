@@ -4,7 +4,9 @@
 //! It owns one UDP socket (bound by [`bind_udp`] with a 4 MiB receive
 //! buffer, so bursts of INVITEs survive a busy scheduler) and one
 //! [`Endpoint`], and runs a single task that: sends what
-//! `poll_transmit` yields, forwards `pop_event` into a bounded channel,
+//! `poll_transmit` yields, forwards `pop_event` into a bounded channel
+//! (never blocking on it: events that do not fit wait in the loop, which
+//! keeps applying commands, and only reading the network pauses),
 //! sleeps until `poll_timeout`, and applies call-control commands from a
 //! bounded channel. The application holds a [`Handle`] (commands) and the
 //! event receiver; the composition root holds the shutdown sender.
@@ -27,7 +29,7 @@
 use crate::endpoint::{CallError, Dial, Endpoint, Event, Input};
 use crate::framing::{FrameError, StreamDecoder};
 use crate::msg::{CallId, MAX_MESSAGE};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -264,7 +266,12 @@ async fn accept(listener: &Option<TcpListener>) -> io::Result<(TcpStream, Socket
     }
 }
 
-async fn flush(socket: &UdpSocket, streams: &mut Streams, ep: &mut Endpoint, events: &mpsc::Sender<Event>) {
+/// Events held back while the application's queue is full. Past this the
+/// loop stops reading the network (the kernel buffer and the peers'
+/// retransmissions absorb the burst) but keeps applying commands.
+const MAX_PENDING_EVENTS: usize = 64 * 1024;
+
+async fn flush(socket: &UdpSocket, streams: &mut Streams, ep: &mut Endpoint, events: &mpsc::Sender<Event>, pending: &mut VecDeque<Event>) {
     while let Some(t) = ep.poll_transmit() {
         let Err(data) = streams.send(ep, t.dest, t.data) else { continue };
         if let Err(e) = socket.send_to(&data, t.dest).await {
@@ -273,10 +280,23 @@ async fn flush(socket: &UdpSocket, streams: &mut Streams, ep: &mut Endpoint, eve
             tracing::debug!(dest = %t.dest, error = %e, "send failed");
         }
     }
+    // Never wait on the event queue here: the application may itself be
+    // waiting for this loop to apply a command (answer, hangup) before it
+    // reads the next event, and both would wait for ever. What does not
+    // fit waits in `pending`, sent from the select loop as room appears.
     while let Some(ev) = ep.pop_event() {
-        // Waiting here is the back-pressure of the bounded queue; a dropped
-        // receiver just means nobody listens any more.
-        let _ = events.send(ev).await;
+        pending.push_back(ev);
+    }
+    while let Some(ev) = pending.pop_front() {
+        match events.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                pending.push_front(ev);
+                break;
+            }
+            // Nobody listens any more: drop them.
+            Err(mpsc::error::TrySendError::Closed(_)) => pending.clear(),
+        }
     }
 }
 
@@ -284,8 +304,10 @@ async fn run(socket: UdpSocket, tcp: Option<TcpListener>, mut ep: Endpoint, mut 
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     let mut deadline: Option<Instant> = None;
     let mut streams = Streams::new(tcp);
+    let mut pending = VecDeque::new();
     loop {
-        flush(&socket, &mut streams, &mut ep, &events).await;
+        flush(&socket, &mut streams, &mut ep, &events, &mut pending).await;
+        let reading = pending.len() < MAX_PENDING_EVENTS;
         if let Some(d) = deadline
             && (ep.call_count() == 0 || Instant::now() >= d) {
                 break;
@@ -305,13 +327,20 @@ async fn run(socket: UdpSocket, tcp: Option<TcpListener>, mut ep: Endpoint, mut 
                     deadline = Some(Instant::now() + SHUTDOWN_GRACE);
                 }
             }
-            acc = accept(&streams.listener) => match acc {
+            permit = events.reserve(), if !pending.is_empty() => {
+                if let (Ok(p), Some(ev)) = (permit, pending.pop_front()) {
+                    p.send(ev);
+                } else {
+                    pending.clear();
+                }
+            }
+            acc = accept(&streams.listener), if reading => match acc {
                 Ok((stream, peer)) => {
                     let _ = streams.start(peer, Some(stream));
                 }
                 Err(e) => tracing::debug!(error = %e, "TCP accept failed"),
             },
-            msg = streams.frames_rx.recv() => match msg {
+            msg = streams.frames_rx.recv(), if reading => match msg {
                 Some(StreamMsg::Frame { from, data }) => ep.handle_stream(Instant::now().into_std(), from, &data),
                 Some(StreamMsg::Closed { peer }) => {
                     streams.conns.remove(&peer);
@@ -320,7 +349,7 @@ async fn run(socket: UdpSocket, tcp: Option<TcpListener>, mut ep: Endpoint, mut 
                 None => {}
             },
             Some(_) = streams.tasks.join_next(), if !streams.tasks.is_empty() => {}
-            r = socket.recv_from(&mut buf) => match r {
+            r = socket.recv_from(&mut buf), if reading => match r {
                 Ok((n, from)) => ep.handle(Instant::now().into_std(), Input::Datagram { from, data: &buf[..n] }),
                 // ICMP port unreachable surfaces here on some systems; it
                 // concerns one peer, never the listener.
@@ -340,7 +369,17 @@ async fn run(socket: UdpSocket, tcp: Option<TcpListener>, mut ep: Endpoint, mut 
             _ = sleep(sleep_until) => ep.handle(Instant::now().into_std(), Input::Timeout),
         }
     }
-    flush(&socket, &mut streams, &mut ep, &events).await;
+    flush(&socket, &mut streams, &mut ep, &events, &mut pending).await;
+    // The last events (calls ended by the shutdown) are worth a short
+    // wait; an application that does not read them within a second loses them.
+    let drain = async {
+        while let Some(ev) = pending.pop_front() {
+            if events.send(ev).await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     // Dropping `streams` aborts the connection tasks.
     tracing::debug!("SIP driver stopped");
 }
