@@ -45,6 +45,8 @@ pub const RECV_BUFFER: usize = 4 * 1024 * 1024;
 pub const QUEUE: usize = 1024;
 /// How long shutdown waits for hung-up calls to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Datagrams handled per wake-up when more are already queued.
+pub const RECV_BATCH: usize = 64;
 /// The most TCP connections (accepted and opened) at once; more are refused.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Messages queued toward one TCP connection; a peer that does not read
@@ -350,7 +352,19 @@ async fn run(socket: UdpSocket, tcp: Option<TcpListener>, mut ep: Endpoint, mut 
             },
             Some(_) = streams.tasks.join_next(), if !streams.tasks.is_empty() => {}
             r = socket.recv_from(&mut buf), if reading => match r {
-                Ok((n, from)) => ep.handle(Instant::now().into_std(), Input::Datagram { from, data: &buf[..n] }),
+                Ok((n, from)) => {
+                    let now = Instant::now().into_std();
+                    ep.handle(now, Input::Datagram { from, data: &buf[..n] });
+                    // Take what else is already queued before going round
+                    // the loop: `poll_timeout` and the flush then run once
+                    // per batch instead of once per datagram under load.
+                    for _ in 1..RECV_BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => ep.handle(now, Input::Datagram { from, data: &buf[..n] }),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 // ICMP port unreachable surfaces here on some systems; it
                 // concerns one peer, never the listener.
                 Err(e) => tracing::debug!(error = %e, "recv failed"),
