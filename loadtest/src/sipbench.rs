@@ -197,7 +197,7 @@ fn csv_last(path: &Path) -> anyhow::Result<std::collections::HashMap<String, Str
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let head: Vec<&str> = lines.next().context("empty stat file")?.split(';').collect();
-    let last: Vec<&str> = lines.last().context("no stat rows")?.split(';').collect();
+    let last: Vec<&str> = lines.next_back().context("no stat rows")?.split(';').collect();
     Ok(head.iter().zip(last).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect())
 }
 

@@ -62,7 +62,7 @@ fn csv_last(path: &Path) -> HashMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let head: Vec<&str> = lines.next().unwrap().split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
+    let last: Vec<&str> = lines.next_back().unwrap().split(';').collect();
     head.iter().zip(last).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
