@@ -53,10 +53,19 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Kills and reaps a child on drop, so no peer outlives the run.
+/// Stops and reaps a child on drop, so no peer outlives the run. SIGTERM
+/// first: Kamailio's main process stops its children on it, while SIGKILL
+/// would leave them running; SIGKILL only if it has not exited in 3 s.
 struct Reaped(Child);
 impl Drop for Reaped {
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        for _ in 0..30 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
