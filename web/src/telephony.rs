@@ -144,7 +144,17 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
     let mut config = Config::new(local);
     config.trusted_trunks = trunks;
     let endpoint = Endpoint::new(config, Some(Arc::new(creds.clone())));
-    let (handle, sip_events, sip_task) = sip::driver::spawn(socket, endpoint, shutdown_rx.clone())?;
+    // TCP on the same address and port as UDP (RFC 3261 §18: a server
+    // listens on both). A taken TCP port is not fatal: UDP still serves.
+    let tcp = match sip::driver::bind_tcp(local) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(%local, error = %e, "SIP over TCP unavailable; UDP only");
+            None
+        }
+    };
+    let tcp_on = tcp.is_some();
+    let (handle, sip_events, sip_task) = sip::driver::spawn_with_tcp(socket, tcp, endpoint, shutdown_rx.clone())?;
     let (media, media_events, _media_thread) = Media::start(MediaConfig::new(local.ip()))?;
     let sink = Arc::new(StoreSink { store: store.clone(), region: store.default_region(), rt: tokio::runtime::Handle::current() });
     let (b2bua, mut events, pump) = B2bua::spawn(handle, sip_events, media, media_events, sink);
@@ -202,6 +212,6 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
             }
         });
     }
-    tracing::info!(%local, "SIP listening (UDP)");
+    tracing::info!(%local, tcp = tcp_on, "SIP listening (UDP and TCP)");
     Ok(Telephony { b2bua, local, pops, line_events, tasks, shutdown })
 }

@@ -29,6 +29,8 @@ async fn inbound_call_pops_the_callers_card_and_records_the_call() {
         assert_eq!(p.status, StatusCode::CREATED, "{}", p.text);
         let pid = p.body["id"].as_i64().expect("party");
         let sip = app.sip.expect("SIP is on");
+        // SIP listens on TCP at the same address as UDP.
+        assert!(tokio::net::TcpStream::connect(sip).await.is_ok(), "no SIP/TCP listener on {sip}");
         let mut pops = app.pops.lock().expect("lock").take().expect("pops");
         let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/caller_unanswered.xml");
         let port = 27000 + (std::process::id() % 1000) as u16 + if app.backend == "postgres" { 1000 } else { 0 };
