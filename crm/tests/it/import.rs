@@ -252,30 +252,3 @@ async fn bulk_insert_writes_parties_children_and_log() {
     })
     .await;
 }
-
-/// `cargo test -p crm --release -- --ignored import_speed --nocapture`
-#[tokio::test]
-#[ignore]
-async fn import_speed() {
-    use std::fmt::Write;
-    let n = 100_000;
-    let mut csv = String::from("first_name,last_name,phone,email,city,characteristic:source\n");
-    for i in 0..n {
-        let _ = writeln!(csv, "Name{i},Surname{i},+39 347 {:07},user{i}@example.com,City{},fair", i, i % 100);
-    }
-    each_store(|t| {
-        let csv = csv.clone();
-        async move {
-            let started = std::time::Instant::now();
-            let r = t.store.import_parties(&system(), csv.as_bytes(), &ImportMapping::default(), &ImportOptions::default(), |_| {}).await.unwrap();
-            let secs = started.elapsed().as_secs_f64();
-            assert_eq!(r.inserted, n as u64);
-            println!("{}: imported {n} rows in {secs:.2}s = {:.0} rows/s", t.name, n as f64 / secs);
-            let started = std::time::Instant::now();
-            let r = t.store.import_parties(&system(), csv.as_bytes(), &ImportMapping::default(), &ImportOptions::default(), |_| {}).await.unwrap();
-            assert_eq!(r.inserted, 0);
-            println!("{}: re-run of {n} rows in {:.2}s", t.name, started.elapsed().as_secs_f64());
-        }
-    })
-    .await;
-}

@@ -128,7 +128,7 @@ async fn reader_process_killed_with_sigkill_loses_and_duplicates_nothing() {
 
 /// Not a test by itself: the child process of the test above.
 #[tokio::test]
-#[ignore]
+#[ignore = "the child process that the kill -9 replay test spawns (and SIGKILLs); it returns at once when run without its environment"]
 async fn child_reader() {
     let (Ok(url), Ok(folder), Ok(centre)) =
         (std::env::var("MAILGATE_CHILD_STORE"), std::env::var("MAILGATE_CHILD_FOLDER"), std::env::var("MAILGATE_CHILD_CENTRE"))

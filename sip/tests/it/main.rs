@@ -13,5 +13,4 @@ mod media_interop;
 mod core;
 mod parser;
 mod registrar;
-mod relay_bench;
 mod sipp;
