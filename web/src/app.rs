@@ -46,7 +46,7 @@ impl Application {
             None => None,
         };
         let pops = telephony.as_ref().map(|t| t.pops.clone());
-        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, pops, dialers: Default::default() };
+        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, actors: Default::default(), pops, dialers: Default::default() };
         if let Some(t) = &telephony {
             crate::dialer_lines::wire(&state.dialers, state.store.clone(), t.b2bua.clone(), t.line_events.clone()).await;
         }

@@ -14,9 +14,10 @@
 //! SHA-256 of the token (the secret itself is not kept). Staleness is
 //! bounded by the TTL: a session that expires, a user deactivated, a token
 //! deleted or a team change by another process or handler takes effect
-//! within at most 5 s. Logout is immediate: the logout request bypasses the
-//! cache and evicts its token, so the next request with the old cookie goes
-//! to the store and is refused.
+//! within at most 5 s. Logout is immediate: the logout handler evicts its
+//! token before ending the session, so the next request with the old cookie
+//! goes to the store and is refused. The cache belongs to one application
+//! (it lives in [`AppState`]), never to the process.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,7 +27,7 @@ use axum::http::{Method, header};
 use crm::Actor;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const SESSION_COOKIE: &str = "centralino_session";
@@ -37,8 +38,12 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct Auth(pub Actor);
 
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of cookie `name` in these request headers.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -64,14 +69,15 @@ enum Kind {
 }
 
 /// Token hash → actor, for [`CACHE_TTL`]; see the module docs.
+#[derive(Default)]
 pub struct ActorCache {
     map: Mutex<HashMap<(Kind, [u8; 32]), (Instant, Actor)>>,
 }
 
 impl ActorCache {
-    fn global() -> &'static ActorCache {
-        static CACHE: OnceLock<ActorCache> = OnceLock::new();
-        CACHE.get_or_init(|| ActorCache { map: Mutex::new(HashMap::new()) })
+    /// Drops a session token's entry (at logout).
+    pub fn forget_session(&self, token: &str) {
+        self.forget(&Self::key(Kind::Session, token));
     }
 
     fn key(kind: Kind, token: &str) -> (Kind, [u8; 32]) {
@@ -100,34 +106,23 @@ impl ActorCache {
 }
 
 /// Resolves a token through the cache, or the store on a miss.
-async fn resolve<F>(kind: Kind, token: &str, bypass: bool, lookup: F) -> Result<Actor, ApiError>
+async fn resolve<F>(cache: &ActorCache, kind: Kind, token: &str, lookup: F) -> Result<Actor, ApiError>
 where
     F: std::future::Future<Output = crm::Result<Actor>>,
 {
-    let cache = ActorCache::global();
     let key = ActorCache::key(kind, token);
     let now = Instant::now();
-    if bypass {
-        cache.forget(&key);
-    } else if let Some(a) = cache.get(&key, now) {
+    if let Some(a) = cache.get(&key, now) {
         return Ok(a);
     }
     match lookup.await {
         Ok(a) => {
-            if !bypass {
-                cache.put(key, &a, now);
-            }
+            cache.put(key, &a, now);
             Ok(a)
         }
         Err(crm::Error::Unauthenticated) => Err(ApiError::unauthenticated()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The logout request must see the store, not the cache, and leaves no
-/// entry behind for its token.
-fn is_logout(parts: &Parts) -> bool {
-    parts.method == Method::POST && parts.uri.path() == "/api/auth/logout"
 }
 
 impl FromRequestParts<AppState> for Auth {
@@ -136,7 +131,7 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
             let v = h.to_str().map_err(|_| ApiError::unauthenticated())?;
             let token = v.strip_prefix("Bearer ").ok_or_else(ApiError::unauthenticated)?.trim();
-            return resolve(Kind::Bearer, token, is_logout(parts), state.store.token_actor(token)).await.map(Auth);
+            return resolve(&state.actors, Kind::Bearer, token, state.store.token_actor(token)).await.map(Auth);
         }
         let Some(token) = cookie(parts, SESSION_COOKIE) else {
             return Err(ApiError::unauthenticated());
@@ -149,6 +144,6 @@ impl FromRequestParts<AppState> for Auth {
                 return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token header"));
             }
         }
-        resolve(Kind::Session, token, is_logout(parts), state.store.session_actor(token)).await.map(Auth)
+        resolve(&state.actors, Kind::Session, token, state.store.session_actor(token)).await.map(Auth)
     }
 }

@@ -10,6 +10,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Mark cookies `Secure` (when served behind TLS).
     pub secure_cookies: bool,
+    /// Resolved actors by token hash, for a few seconds (see `auth`).
+    pub actors: Arc<crate::auth::ActorCache>,
     /// Screen-pops from the telephony side (none when SIP is off).
     pub pops: Option<tokio::sync::broadcast::Sender<crate::telephony::ScreenPop>>,
     /// Outbound dialer campaign tasks running in this process.

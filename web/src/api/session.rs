@@ -62,16 +62,11 @@ pub async fn login(State(st): State<AppState>, Json(body): Json<Login>) -> ApiRe
 /// Ends the console session.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "session", responses((status = 204)))]
 pub async fn logout(State(st): State<AppState>, Auth(_a): Auth, req_headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    let token = req_headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string());
-    if let Some(t) = token {
-        st.store.end_session(&t).await?;
+    if let Some(t) = crate::auth::cookie_in(&req_headers, SESSION_COOKIE) {
+        // End it in the store first, then evict it: a request racing the
+        // logout can then no longer re-cache a live session.
+        st.store.end_session(t).await?;
+        st.actors.forget_session(t);
     }
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")) {
