@@ -70,7 +70,8 @@ pub struct MailboxConfig {
     /// `truncated` (the original stays on the server).
     pub max_message_bytes: u32,
     /// How long one IDLE lasts before it is renewed (servers drop idle
-    /// clients after 30 minutes; RFC 2177 says renew before 29).
+    /// clients after 30 minutes; RFC 2177 says renew before 29). An IDLE
+    /// also ends after `sync.poll`, the fallback poll.
     pub idle_timeout: Duration,
     pub sync: SyncParams,
     /// Connect and command timeout.
@@ -79,7 +80,7 @@ pub struct MailboxConfig {
 
 impl MailboxConfig {
     /// A mailbox with the usual defaults: INBOX, flag after ingest, 50 MB,
-    /// IDLE renewed every 5 minutes.
+    /// IDLE renewed every 29 minutes, a fallback search every 30 seconds.
     pub fn new(host: impl Into<String>, port: u16, security: Security, user: impl Into<String>, password: Secret, centre: ServiceCentreId) -> Self {
         let host = host.into();
         let user = user.into();
@@ -94,7 +95,7 @@ impl MailboxConfig {
             centre,
             after: AfterIngest::Flag,
             max_message_bytes: 50 * 1024 * 1024,
-            idle_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(29 * 60),
             sync: SyncParams::default(),
             timeout: Duration::from_secs(30),
         }

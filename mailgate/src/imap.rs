@@ -203,7 +203,18 @@ impl Driver {
             self.session = None;
             return Err(e);
         }
+        self.note_news();
         Ok(false)
+    }
+
+    /// Passes news the server sent with the last command's response on to
+    /// the core.
+    fn note_news(&mut self) {
+        if let Some(s) = &self.session
+            && any_news(|| s.unsolicited_responses.try_recv().ok())
+        {
+            self.core.on_news();
+        }
     }
 
     fn session(&mut self) -> Result<&mut ImapSession> {
@@ -285,7 +296,6 @@ impl Driver {
                 }
             }
         }
-        drain_unsolicited(session);
         for uid in uids {
             match bodies.remove(&uid) {
                 Some((raw, truncated)) => {
@@ -337,28 +347,43 @@ impl Driver {
             return Ok(());
         }
         let session = self.session.take().ok_or(Error::Protocol("keep the session"))?;
+        let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         within(self.cfg.timeout, "IDLE", async { Ok(handle.init().await?) }).await?;
-        {
-            let (news, stop) = handle.wait_with_timeout(self.cfg.idle_timeout);
+        // `async-imap` routes what came before `+ idling` to the unsolicited
+        // channel, where `wait` never looks: a mail that arrived between
+        // the last search and here must end the IDLE at once.
+        let news_before = any_news(|| unsolicited.try_recv().ok());
+        if !news_before {
+            // An IDLE lasts at most the renewal interval (servers log idle
+            // clients out after 30 minutes) and at most the fallback poll.
+            let bound = self.cfg.idle_timeout.min(poll);
+            let (news, stop) = handle.wait_with_timeout(bound);
             tokio::select! {
                 r = news => { r?; }
+                _ = tokio::time::sleep(bound) => { drop(stop); }
                 _ = shutdown.changed() => { drop(stop); }
             }
         }
-        let mut session = within(self.cfg.timeout, "IDLE DONE", async { Ok(handle.done().await?) }).await?;
-        drain_unsolicited(&mut session);
+        let session = within(self.cfg.timeout, "IDLE DONE", async { Ok(handle.done().await?) }).await?;
         self.session = Some(session);
+        self.note_news();
         self.core.on_wake();
         Ok(())
     }
 }
 
-/// Unsolicited responses (EXISTS, EXPUNGE…) are not needed: the core
-/// searches by UID after every wake. Dropping them keeps the bounded
-/// channel from filling.
-fn drain_unsolicited(session: &mut ImapSession) {
-    while session.unsolicited_responses.try_recv().is_ok() {}
+/// Empties a channel of unsolicited responses (it is bounded, and what
+/// does not fit is dropped) and says whether any announced new messages:
+/// `EXISTS` or `RECENT` may come with the response to any command, and the
+/// core must search again rather than idle past them.
+fn any_news(mut next: impl FnMut() -> Option<async_imap::types::UnsolicitedResponse>) -> bool {
+    use async_imap::types::UnsolicitedResponse as U;
+    let mut news = false;
+    while let Some(r) = next() {
+        news |= matches!(r, U::Exists(_) | U::Recent(_));
+    }
+    news
 }
 
 /// `1,2,3,7` → `1:3,7`.

@@ -16,6 +16,15 @@
 //! 3. a new UIDVALIDITY means the server renumbered the mailbox: the core
 //!    starts again from UID 1 and the store's Message-ID de-duplication
 //!    keeps the already-known messages from becoming new tickets.
+//!
+//! No notification is lost between two commands: the server may report a
+//! new message (`EXISTS`) in the response to any command, not only while
+//! the session idles. The driver reports every such report with
+//! [`SyncCore::on_news`]; news that arrives after a search was issued makes
+//! the core search again before it ever asks to wait, so a mail that lands
+//! between the last search and the start of IDLE is still fetched at once.
+//! A wait is bounded as well (`SyncParams::poll`), a fallback poll for a
+//! server that forgets to notify.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -35,7 +44,9 @@ pub enum Step {
     /// then report [`SyncCore::on_marked`]. Failures here lose nothing.
     Mark(Vec<u32>),
     /// Nothing to do until the server reports news (IDLE) or the poll
-    /// interval passes; then report [`SyncCore::on_wake`].
+    /// interval passes; then report [`SyncCore::on_wake`]. With `idle`
+    /// the driver idles for at most `poll` (a fallback poll) and must not
+    /// start waiting if news came in the meantime ([`SyncCore::has_news`]).
     Wait { idle: bool, poll: Duration },
     /// Something failed: drop the connection, wait, reconnect, and report
     /// [`SyncCore::on_reconnected`].
@@ -47,7 +58,8 @@ pub enum Step {
 pub struct SyncParams {
     /// Messages fetched per `UID FETCH`.
     pub batch: usize,
-    /// How often to poll when the server has no IDLE.
+    /// How often to poll when the server has no IDLE; with IDLE, the
+    /// longest an IDLE lasts before a search is made anyway.
     pub poll: Duration,
     /// Back-off after a failure (doubles up to `max_backoff`).
     pub backoff: Duration,
@@ -89,6 +101,8 @@ pub struct SyncCore {
     in_flight: Vec<u32>,
     to_mark: Vec<u32>,
     failures: u32,
+    /// The server reported new messages since the last search was issued.
+    news: bool,
 }
 
 /// What [`SyncCore::on_selected`] noticed.
@@ -112,6 +126,7 @@ impl SyncCore {
             in_flight: Vec::new(),
             to_mark: Vec::new(),
             failures: 0,
+            news: false,
         }
     }
 
@@ -185,6 +200,18 @@ impl SyncCore {
         self.phase = if self.queue.is_empty() { Phase::Waiting } else { Phase::Fetching };
     }
 
+    /// The server reported new messages (`EXISTS`, `RECENT`) in any
+    /// response, idling or not.
+    pub fn on_news(&mut self) {
+        self.news = true;
+    }
+
+    /// Whether news came since the last search was issued: a driver about
+    /// to idle must search instead.
+    pub fn has_news(&self) -> bool {
+        self.news
+    }
+
     /// News from IDLE, or the poll interval passed.
     pub fn on_wake(&mut self) {
         if self.phase == Phase::Waiting {
@@ -207,7 +234,11 @@ impl SyncCore {
     pub fn poll_step(&mut self) -> Step {
         match self.phase {
             Phase::NeedSelect => Step::Select,
-            Phase::NeedSearch => Step::Search { from: self.last_uid.saturating_add(1) },
+            Phase::NeedSearch => {
+                // Whatever the server announced until now, this search sees.
+                self.news = false;
+                Step::Search { from: self.last_uid.saturating_add(1) }
+            }
             Phase::Fetching => {
                 if !self.in_flight.is_empty() {
                     // The driver asked again before finishing the batch:
@@ -228,6 +259,10 @@ impl SyncCore {
                 } else {
                     Step::Mark(self.to_mark.clone())
                 }
+            }
+            Phase::Waiting if self.news => {
+                self.phase = Phase::NeedSearch;
+                self.poll_step()
             }
             Phase::Waiting => Step::Wait { idle: self.idle, poll: self.params.poll },
             Phase::Broken => {
@@ -344,6 +379,38 @@ mod tests {
         c.on_reconnected();
         assert_eq!(c.on_selected(8, None), Selected::ValidityChanged { old: 7, new: 8 });
         assert_eq!(c.poll_step(), Step::Search { from: 1 });
+    }
+
+    #[test]
+    fn news_between_commands_searches_again_instead_of_waiting() {
+        let mut c = core();
+        c.on_selected(7, None);
+        assert_eq!(c.poll_step(), Step::Search { from: 1 });
+        c.on_search([1]);
+        assert_eq!(handle_batch(&mut c), vec![1]);
+        assert_eq!(c.poll_step(), Step::Mark(vec![1]));
+        // `* 2 EXISTS` arrives in the response to UID STORE, not in IDLE.
+        c.on_news();
+        c.on_marked();
+        assert_eq!(c.poll_step(), Step::Search { from: 2 });
+        assert!(!c.has_news(), "issuing the search consumes the news");
+        c.on_search([2]);
+        assert_eq!(handle_batch(&mut c), vec![2]);
+        c.poll_step();
+        c.on_marked();
+        assert!(matches!(c.poll_step(), Step::Wait { idle: true, .. }));
+        // News while the driver starts IDLE (before `+ idling`): the driver
+        // sees `has_news` and wakes instead of idling.
+        c.on_news();
+        assert!(c.has_news());
+        c.on_wake();
+        assert_eq!(c.poll_step(), Step::Search { from: 3 });
+        // News during the search response itself: one more search.
+        c.on_news();
+        c.on_search([2]);
+        assert_eq!(c.poll_step(), Step::Search { from: 3 });
+        c.on_search([2]);
+        assert!(matches!(c.poll_step(), Step::Wait { .. }));
     }
 
     #[test]
