@@ -307,6 +307,38 @@ impl B2bua {
         Ok(leg)
     }
 
+    /// Books a media leg that is not a SIP call — a browser's WebRTC leg
+    /// relayed in-process by the composition root — under a Call-ID of its
+    /// own, so that [`B2bua::bridge`], [`B2bua::leg`] and the dialer treat it
+    /// like an agent's SIP leg. It is "answered" from the start; it ends only
+    /// by [`B2bua::detach_leg`] (no SIP, no call record).
+    pub async fn attach_leg(&self, call: CallId, leg: LegId, from: &str) -> Result<(), B2buaError> {
+        let mut book = self.book.lock().await;
+        let now = SystemTime::now();
+        book.by_leg.insert(leg, call.clone());
+        book.calls.insert(
+            call,
+            Entry { direction: Direction::Inbound, from: from.to_string(), to: "webrtc".into(), started: now, ringing: None, answered: Some(now), leg: Some(leg), bridged_with: Vec::new(), recording: None, offer: None },
+        );
+        Ok(())
+    }
+
+    /// The caller and callee (user parts) of a live call.
+    pub async fn parties(&self, call: &CallId) -> Option<(String, String)> {
+        self.book.lock().await.calls.get(call).map(|e| (e.from.clone(), e.to.clone()))
+    }
+
+    /// Ends a leg booked with [`B2bua::attach_leg`]: unbridges and closes it.
+    pub async fn detach_leg(&self, call: &CallId) {
+        let mut book = self.book.lock().await;
+        if let Some(e) = book.calls.remove(call) {
+            if let Some(leg) = e.leg {
+                book.by_leg.remove(&leg);
+                let _ = self.media.close_leg(leg);
+            }
+        }
+    }
+
     /// Rejects an inbound call.
     pub async fn reject(&self, call: &CallId, status: u16) -> Result<(), B2buaError> {
         Ok(self.sip.reject(call.clone(), status).await?)

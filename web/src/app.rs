@@ -46,9 +46,11 @@ impl Application {
             None => None,
         };
         let pops = telephony.as_ref().map(|t| t.pops.clone());
-        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, actors: Default::default(), pops, dialers: Default::default() };
+        let state = AppState { store, metrics, secure_cookies: settings.secure_cookies, actors: Default::default(), pops, dialers: Default::default(), desk: Default::default() };
         if let Some(t) = &telephony {
-            crate::dialer_lines::wire(&state.dialers, state.store.clone(), t.b2bua.clone(), t.line_events.clone()).await;
+            crate::dialer_lines::wire(&state.dialers, state.store.clone(), t.b2bua.clone(), t.line_events.clone(), Some(t.bridges.clone())).await;
+            // The console's softphones and card pops (the task ends with the telephony's channels).
+            let _ = state.desk.watch(state.store.clone(), t.b2bua.clone(), t.local.ip(), t.bridges.subscribe(), t.line_events.subscribe());
         }
         Ok(Application { listener, state, campaigns: settings.campaigns.clone().resolved(&settings.database_url), telephony, mail: settings.mail.clone(), jobs_every: settings.jobs_every })
     }

@@ -22,6 +22,8 @@ use tokio::sync::{broadcast, mpsc};
 /// Lines through the B2BUA.
 pub struct B2buaLines {
     pub b2bua: B2bua,
+    /// Told `(agent leg, call)` after each bridge (the console pops the card).
+    pub bridges: Option<broadcast::Sender<(String, String)>>,
 }
 
 fn call_id(s: &str) -> Result<CallId, String> {
@@ -43,7 +45,11 @@ impl Lines for B2buaLines {
     }
 
     async fn bridge(&self, agent_leg: &str, call: &str) -> Result<(), String> {
-        self.b2bua.bridge(&call_id(agent_leg)?, &call_id(call)?).await.map_err(|e| e.to_string())
+        self.b2bua.bridge(&call_id(agent_leg)?, &call_id(call)?).await.map_err(|e| e.to_string())?;
+        if let Some(b) = &self.bridges {
+            let _ = b.send((agent_leg.to_string(), call.to_string()));
+        }
+        Ok(())
     }
 
     async fn abandon(&self, call: &str, prompt: &str) -> Result<(), String> {
@@ -97,14 +103,14 @@ pub fn node_id() -> String {
 
 /// Recovers this node's leads, gives `dialers` a starter over the B2BUA,
 /// and restarts campaigns that were running when the process stopped.
-pub async fn wire(dialers: &Dialers, store: Store, b2bua: B2bua, events: broadcast::Sender<LineEvent>) {
+pub async fn wire(dialers: &Dialers, store: Store, b2bua: B2bua, events: broadcast::Sender<LineEvent>, bridges: Option<broadcast::Sender<(String, String)>>) {
     let node = node_id();
     match runtime::recover(&store, &node).await {
         Ok(n) if n > 0 => tracing::warn!(recycled = n, node = %node, "dialer: recovered leads left in flight"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "dialer: recovery failed"),
     }
-    let lines = Arc::new(B2buaLines { b2bua: b2bua.clone() });
+    let lines = Arc::new(B2buaLines { b2bua: b2bua.clone(), bridges });
     let st = store.clone();
     let starter: Starter = Arc::new(move |id: DialerCampaignId| {
         let (store, lines, events, node) = (st.clone(), lines.clone(), events.clone(), node.clone());

@@ -24,6 +24,7 @@ pub mod extract;
 pub mod metrics;
 pub mod state;
 pub mod telephony;
+pub mod webrtc;
 pub mod ws;
 
 pub use app::Application;

@@ -16,4 +16,6 @@ pub struct AppState {
     pub pops: Option<tokio::sync::broadcast::Sender<crate::telephony::ScreenPop>>,
     /// Outbound dialer campaign tasks running in this process.
     pub dialers: crate::api::dialer::Dialers,
+    /// The console's agent desks: browser softphone legs and desk events.
+    pub desk: crate::console::desk::Desk,
 }

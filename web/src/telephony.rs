@@ -44,6 +44,9 @@ pub struct Telephony {
     pub pops: broadcast::Sender<ScreenPop>,
     /// Answers and ends of calls, for the dialer's campaign tasks.
     pub line_events: broadcast::Sender<dialer::runtime::LineEvent>,
+    /// `(agent leg, customer call)` each time the dialer bridges a call to
+    /// an agent (for the console's card pop).
+    pub bridges: broadcast::Sender<(String, String)>,
     tasks: JoinSet<()>,
     shutdown: watch::Sender<bool>,
 }
@@ -160,6 +163,7 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
     let (b2bua, mut events, pump) = B2bua::spawn(handle, sip_events, media, media_events, sink);
     let (pops, _) = broadcast::channel(1024);
     let (line_events, _) = broadcast::channel(4096);
+    let (bridges, _) = broadcast::channel(1024);
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {
         let _ = sip_task.await;
@@ -213,5 +217,5 @@ pub async fn start(addr: SocketAddr, trunks: Vec<sip::guard::TrunkAddr>, store: 
         });
     }
     tracing::info!(%local, tcp = tcp_on, "SIP listening (UDP and TCP)");
-    Ok(Telephony { b2bua, local, pops, line_events, tasks, shutdown })
+    Ok(Telephony { b2bua, local, pops, line_events, bridges, tasks, shutdown })
 }

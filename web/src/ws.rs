@@ -5,8 +5,11 @@
 //! Events are JSON objects with a `type`: `hello` once on connect, then
 //! `pop` for each inbound call the user may see. Screen-pops are filtered
 //! per connection by [`pop_for`]: the parties are cut to the ones the
-//! actor's team scope sees, and roles that take no calls receive none. Later
-//! slices add agent state and call progress on the same socket.
+//! actor's team scope sees, and roles that take no calls receive none.
+//! The agent desk's events ([`crate::console::desk::DeskEvent`]: `agent`
+//! state changes, `connected` card pops, `call_ended`) go to the agent they
+//! concern and to supervisors and admins
+//! ([`crate::console::desk::event_for`]).
 
 use crate::auth::{Auth, SESSION_COOKIE};
 use crate::state::AppState;
@@ -83,6 +86,7 @@ async fn serve(mut socket: WebSocket, st: AppState, actor: Actor, session: Optio
         return;
     }
     let mut pops = st.pops.as_ref().map(|p| p.subscribe());
+    let mut desk = st.desk.subscribe();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut recheck = tokio::time::interval(RECHECK_SESSION);
     recheck.reset();
@@ -96,6 +100,18 @@ async fn serve(mut socket: WebSocket, st: AppState, actor: Actor, session: Optio
                     m.extend(p);
                 }
                 if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+            ev = desk.recv() => {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => std::future::pending().await,
+                };
+                let Some(ev) = crate::console::desk::event_for(&actor, &ev) else { continue };
+                let Ok(text) = serde_json::to_string(&ev) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
             }

@@ -21,6 +21,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+pub mod desk;
+
 const SHELL: &str = include_str!("../../assets/console.html");
 const SCRIPT: &str = include_str!("../../assets/console.js");
 const STYLE: &str = include_str!("../../assets/console.css");
@@ -40,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/{desk}", get(desk))
         .route("/api/console/calls-per-hour", get(calls_per_hour))
         .route("/ws", get(crate::ws::upgrade))
+        .merge(desk::routes())
 }
 
 /// `en` or `it` from `Accept-Language`: the first Italian or English tag

@@ -1,0 +1,322 @@
+//! The agent desk's server side: the browser softphone's routes, agent
+//! commands on a dialer campaign (which also announce the agent's state on
+//! the event socket), and the card pop when the dialer connects a customer
+//! to an agent's softphone leg.
+//!
+//! [`Desk`] keeps the softphones ([`crate::webrtc::Softphones`]) and a
+//! broadcast of [`DeskEvent`]s that [`crate::ws`] cuts per connection:
+//! an agent sees their own events, supervisors and admins everyone's.
+//! [`Desk::watch`] turns the dialer's bridges (reported by
+//! [`crate::dialer_lines`]) and the calls' ends into `connected` (with the
+//! customer's party cards) and `call_ended` events.
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, Json};
+use crate::state::AppState;
+use crate::webrtc::Softphones;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use crm::{PhoneNumber, Store};
+use dialer::runtime::LineEvent;
+use serde::{Deserialize, Serialize};
+use sip::b2bua::B2bua;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::broadcast;
+
+/// What the agent desk and the wallboard hear on the event socket.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DeskEvent {
+    /// An agent's state on a campaign changed (`ready`, `paused`, …).
+    Agent { user: i64, username: String, campaign: i64, state: Option<String>, reason: Option<String>, at: i64 },
+    /// The dialer connected a customer to the agent's leg.
+    Connected { user: i64, campaign: Option<i64>, call: String, number: String, parties: Vec<crm::parties::PartyCard>, at: i64 },
+    /// The customer's call ended (wrap-up starts).
+    CallEnded { user: i64, call: String, at: i64 },
+}
+
+impl DeskEvent {
+    pub fn user(&self) -> i64 {
+        match self {
+            DeskEvent::Agent { user, .. } | DeskEvent::Connected { user, .. } | DeskEvent::CallEnded { user, .. } => *user,
+        }
+    }
+}
+
+/// The agent desks of this process. Cheap to clone.
+#[derive(Clone)]
+pub struct Desk {
+    pub softphones: Softphones,
+    events: broadcast::Sender<DeskEvent>,
+    b2bua: Arc<OnceLock<B2bua>>,
+    /// The customer call each agent is on, and the campaign they last joined.
+    calls: Arc<Mutex<HashMap<i64, String>>>,
+    campaigns: Arc<Mutex<HashMap<i64, i64>>>,
+}
+
+impl Default for Desk {
+    fn default() -> Self {
+        Desk {
+            softphones: Softphones::default(),
+            events: broadcast::channel(1024).0,
+            b2bua: Default::default(),
+            calls: Default::default(),
+            campaigns: Default::default(),
+        }
+    }
+}
+
+impl Desk {
+    pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn emit(&self, ev: DeskEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    /// The call the agent is on now, if any.
+    pub fn call_of(&self, user: i64) -> Option<String> {
+        self.calls.lock().ok()?.get(&user).cloned()
+    }
+
+    /// Wires the desks to telephony: softphones get the B2BUA, and a task
+    /// turns bridges to softphone legs and call ends into desk events.
+    pub fn watch(
+        &self,
+        store: Store,
+        b2bua: B2bua,
+        media_ip: std::net::IpAddr,
+        mut bridges: broadcast::Receiver<(String, String)>,
+        mut lines: broadcast::Receiver<LineEvent>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.softphones.set_b2bua(b2bua.clone(), media_ip);
+        let _ = self.b2bua.set(b2bua.clone());
+        let desk = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    b = bridges.recv() => match b {
+                        Ok((leg, call)) => desk.on_bridge(&store, &b2bua, &leg, &call).await,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    l = lines.recv() => match l {
+                        Ok(LineEvent::Ended { call, .. }) => desk.on_end(&call),
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+            }
+        })
+    }
+
+    async fn on_bridge(&self, store: &Store, b2bua: &B2bua, leg: &str, call: &str) {
+        let Some(user) = self.softphones.user_of_leg(leg) else { return };
+        let number = match sip::msg::CallId::parse(call) {
+            Some(c) => b2bua.parties(&c).await.map(|(_, to)| to).unwrap_or_default(),
+            None => String::new(),
+        };
+        let parties = match PhoneNumber::parse(&number, store.default_region()) {
+            Ok(n) => store.lookup_by_phone(&n).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(mut m) = self.calls.lock() {
+            m.insert(user, call.to_string());
+        }
+        let campaign = self.campaigns.lock().ok().and_then(|m| m.get(&user).copied());
+        self.emit(DeskEvent::Connected { user, campaign, call: call.to_string(), number, parties, at: crm::now_ms() });
+    }
+
+    fn on_end(&self, call: &str) {
+        let user = {
+            let Ok(mut m) = self.calls.lock() else { return };
+            let Some(u) = m.iter().find(|(_, c)| c.as_str() == call).map(|(u, _)| *u) else { return };
+            m.remove(&u);
+            u
+        };
+        self.emit(DeskEvent::CallEnded { user, call: call.to_string(), at: crm::now_ms() });
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    /// The browser's SDP offer (non-trickle: gathered candidates included).
+    pub sdp: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Answer {
+    pub sdp: String,
+    /// The leg's Call-ID (what the dialer's `login` takes).
+    pub leg: String,
+}
+
+/// `POST /api/console/softphone`: opens the caller's softphone leg.
+async fn open_softphone(State(st): State<AppState>, Auth(a): Auth, Json(body): Json<Offer>) -> ApiResult<axum::Json<Answer>> {
+    use crate::webrtc::SoftphoneError as E;
+    match st.desk.softphones.open(a.user.0, &a.username, body.sdp).await {
+        Ok(o) => Ok(axum::Json(Answer { sdp: o.sdp, leg: o.leg.to_string() })),
+        Err(E::NoTelephony) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off on this server")),
+        Err(e @ (E::BadOffer(_) | E::NoPcmu)) => Err(ApiError::field("sdp", &e.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "softphone leg failed");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "softphone", "the softphone leg could not be set up"))
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SoftphoneNow {
+    pub leg: String,
+    /// The peer connection's state (`connected` once DTLS-SRTP is up).
+    pub state: String,
+    /// RTP packets from the browser relayed toward the call.
+    pub from_browser: u64,
+    /// RTP packets from the call written to the browser.
+    pub to_browser: u64,
+    /// The customer call the leg is bridged to now.
+    pub call: Option<String>,
+}
+
+/// `GET /api/console/softphone`: the caller's leg and its counters.
+async fn softphone_now(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<axum::Json<SoftphoneNow>> {
+    let p = st.desk.softphones.of(a.user.0).ok_or_else(|| ApiError::not_found("softphone"))?;
+    Ok(axum::Json(SoftphoneNow {
+        leg: p.leg.to_string(),
+        state: p.state.lock().map(|s| s.clone()).unwrap_or_default(),
+        from_browser: p.counters.from_browser.load(Ordering::Relaxed),
+        to_browser: p.counters.to_browser.load(Ordering::Relaxed),
+        call: st.desk.call_of(a.user.0),
+    }))
+}
+
+async fn close_softphone(State(st): State<AppState>, Auth(a): Auth) -> StatusCode {
+    st.desk.softphones.close(a.user.0).await;
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeskAction {
+    /// `login` (with the caller's softphone leg), `pause`, `resume` or `logout`.
+    pub action: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/console/campaigns/{id}/agent`: the dialer's agent command for
+/// the caller (login takes their softphone leg), announced on the socket.
+async fn agent_action(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DeskAction>) -> ApiResult<axum::Json<crate::api::dialer::AgentNow>> {
+    let leg = if body.action == "login" {
+        let p = st.desk.softphones.of(a.user.0).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no-softphone", "open the softphone first"))?;
+        Some(p.leg.to_string())
+    } else {
+        None
+    };
+    let cmd = crate::api::dialer::AgentAction { action: body.action.clone(), leg, reason: body.reason.clone(), agent_id: None };
+    let now = crate::api::dialer::agent(State(st.clone()), Auth(a.clone()), Id(id), Json(cmd)).await?;
+    if body.action == "login" {
+        if let Ok(mut m) = st.desk.campaigns.lock() {
+            m.insert(a.user.0, id);
+        }
+    }
+    st.desk.emit(DeskEvent::Agent { user: a.user.0, username: a.username.clone(), campaign: id, state: now.0.state.clone(), reason: body.reason, at: crm::now_ms() });
+    Ok(now)
+}
+
+/// `POST /api/console/hangup`: hangs up the customer the caller talks to.
+async fn hangup(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<StatusCode> {
+    let call = st.desk.call_of(a.user.0).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no-call", "no call to hang up"))?;
+    let b = st.desk.b2bua.get().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off"))?;
+    let c = sip::msg::CallId::parse(&call).ok_or_else(|| ApiError::not_found("call"))?;
+    b.hangup(&c).await.map_err(|e| ApiError::new(StatusCode::CONFLICT, "hangup", e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeskDisposition {
+    /// The customer's party (from the card).
+    #[serde(default)]
+    pub party_id: Option<i64>,
+    /// An outcome the graph allows for a `Call`.
+    pub outcome_id: i64,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// For a callback: when (unix millis).
+    #[serde(default)]
+    pub callback_at: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeskDisposed {
+    pub lead_state: String,
+    /// The completed call activity in the CRM (when the party is known).
+    pub activity_id: Option<i64>,
+    pub points: Option<i64>,
+}
+
+/// `POST /api/console/campaigns/{id}/disposition`: books the agent's call
+/// in the CRM (a `Call` activity completed with the chosen outcome: the
+/// party's state, follow-up and points follow the outcome graph) and in
+/// the dialer (final unless the outcome schedules a follow-up call).
+async fn dispose(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DeskDisposition>) -> ApiResult<axum::Json<DeskDisposed>> {
+    let call_type = st.store.ensure_action_type(&crm::Actor::system(), "Call").await?;
+    let outcome = crm::outcomes::OutcomeId(body.outcome_id);
+    let allowed = st.store.allowed_outcomes(call_type).await?;
+    let Some(o) = allowed.iter().find(|o| o.id == outcome) else {
+        return Err(ApiError::field("outcome_id", "not an outcome of a call"));
+    };
+    let mut activity_id = None;
+    let mut points = None;
+    if let Some(pid) = body.party_id {
+        let input = crm::activities::ActivityInput {
+            kind: "call".into(),
+            party_id: crm::PartyId(pid),
+            action_type_id: call_type,
+            deal_id: None,
+            owner_id: None,
+            subject: Some(format!("Dialer call: {}", o.name)),
+            notes: None,
+            due_at: None,
+            parent_activity_id: None,
+        };
+        let act = st.store.create_activity(&a, input).await?;
+        let done = st.store.complete_activity(&a, act.id, Some(outcome), body.notes.clone(), crm::now_ms()).await?;
+        activity_id = Some(act.id.0);
+        points = Some(done.points);
+    }
+    let final_ = body.callback_at.is_none();
+    let d = crate::api::dialer::DispositionInput { final_, callback_at: body.callback_at, callback_agent_only: true, answers: HashMap::new(), agent_id: None };
+    let r = crate::api::dialer::dispose(State(st.clone()), Auth(a.clone()), Id(id), Json(d)).await?;
+    Ok(axum::Json(DeskDisposed { lead_state: r.0.lead_state, activity_id, points }))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/console/softphone", post(open_softphone).get(softphone_now).delete(close_softphone))
+        .route("/api/console/campaigns/{id}/agent", post(agent_action))
+        .route("/api/console/campaigns/{id}/disposition", post(dispose))
+        .route("/api/console/hangup", post(hangup))
+}
+
+/// Whether `actor` may see this desk event: their own, or anyone's for
+/// supervisors and admins (party cards cut to the actor's scope).
+pub fn event_for(actor: &crm::Actor, ev: &DeskEvent) -> Option<DeskEvent> {
+    let own = ev.user() == actor.user.0;
+    if !own && !matches!(actor.role, crm::Role::Supervisor | crm::Role::Admin) {
+        return None;
+    }
+    let mut ev = ev.clone();
+    if let DeskEvent::Connected { parties, .. } = &mut ev {
+        parties.retain(|c| actor.sees(c.owner_id));
+    }
+    Some(ev)
+}
