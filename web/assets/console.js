@@ -18,6 +18,9 @@ const T = {
     inbound: 'inbound', outbound: 'outbound', answered: 'answered', ringingNow: 'Ringing now',
     listBuilder: 'List builder', kind: 'Kind', any: 'any', person: 'person', company: 'company', stages: 'Stages',
     characteristic: 'Characteristic (key=value)', consent: 'Consent given for', matching: 'parties match', saveList: 'Save as dynamic list', listName: 'List name', saved: 'Saved',
+    campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
+    card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
+    logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
     due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
   },
   it: {
@@ -32,6 +35,9 @@ const T = {
     inbound: 'entranti', outbound: 'uscenti', answered: 'risposte', ringingNow: 'Squillano ora',
     listBuilder: 'Costruttore di liste', kind: 'Tipo', any: 'tutti', person: 'persona', company: 'azienda', stages: 'Fasi',
     characteristic: 'Caratteristica (chiave=valore)', consent: 'Consenso dato per', matching: 'anagrafiche corrispondono', saveList: 'Salva come lista dinamica', listName: 'Nome della lista', saved: 'Salvata',
+    campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
+    card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
+    logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
     due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
   },
 };
@@ -90,6 +96,7 @@ function header(me) {
 
 // ---- the event socket: reconnects by itself with capped, jittered back-off.
 const handlers = {};
+let ME = null; // the signed-in user (/api/me)
 function connect() {
   let delay = 500;
   const open = () => {
@@ -184,23 +191,157 @@ async function showPop(box, ev) {
   }
 }
 
-// ---- agent desk (the dialer's ready/pause land with the dialer API)
+// ---- the softphone: the agent's nailed-up audio leg over WebRTC. The
+// offer is sent complete (no trickle ICE); the server answers with PCMU
+// only and relays the audio to the dialer's calls.
+const phone = { pc: null, leg: null, stream: null, muted: false };
+window.centralinoPhone = phone;
+async function openPhone(audio) {
+  if (phone.pc && phone.pc.connectionState !== 'failed' && phone.pc.connectionState !== 'closed') return phone.leg;
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  for (const tr of stream.getTracks()) pc.addTrack(tr, stream);
+  pc.ontrack = (e) => { audio.srcObject = e.streams[0] || new MediaStream([e.track]); audio.play().catch(() => {}); };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((ok) => {
+    if (pc.iceGatheringState === 'complete') return ok();
+    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') ok(); });
+    setTimeout(ok, 3000);
+  });
+  const ans = await api('POST', '/api/console/softphone', { sdp: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: 'answer', sdp: ans.sdp });
+  Object.assign(phone, { pc, leg: ans.leg, stream });
+  pc.addEventListener('connectionstatechange', () => { document.body.dataset.phone = pc.connectionState; });
+  return ans.leg;
+}
+// Packets the browser received from the call (the test reads this too).
+async function phoneInbound() {
+  if (!phone.pc) return 0;
+  let n = 0;
+  (await phone.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'audio') n += r.packetsReceived; });
+  return n;
+}
+window.centralinoPhoneInbound = phoneInbound;
+
+// ---- agent desk: campaign, ready/pause, softphone, card pop, disposition.
 async function agentDesk() {
-  const st = el('span', { class: 'state', id: 'agent-state' });
+  const st = el('span', { class: 'state', id: 'agent-state' }, '—');
+  const camp = el('select', { id: 'campaign' });
   const reason = el('select', { id: 'pause-reason' }, ['break', 'training', 'admin'].map((r) => el('option', { value: r }, r)));
-  const show = () => { const s = localStorage.getItem('centralino.agentState') || 'paused'; st.textContent = t(s === 'ready' ? 'ready' : 'pause'); st.className = 'state ' + s; };
-  const set = async (s) => {
-    localStorage.setItem('centralino.agentState', s);
-    try { await api('POST', '/api/dialer/agent/' + (s === 'ready' ? 'ready' : 'pause'), s === 'ready' ? {} : { reason: reason.value }); } catch (_) { /* no dialer yet */ }
-    show();
+  const msg = el('p', { class: 'muted', id: 'agent-msg' });
+  const phoneState = el('span', { class: 'muted', id: 'phone-state' }, t('phoneOff'));
+  const audio = el('audio', { id: 'remote-audio', autoplay: true });
+  const card = el('div', { id: 'card' }, el('p', { class: 'muted' }, t('waiting')));
+  const wrap = el('span', { class: 'muted', id: 'wrapup' });
+  const mute = el('button', { class: 'secondary', id: 'mute', type: 'button' }, t('mute'));
+  const hang = el('button', { class: 'secondary', id: 'hangup', type: 'button' }, t('hangup'));
+  let campaigns = [];
+  let loggedIn = null; // campaign id
+  let current = null; // { call, parties, number }
+  let wrapTimer = null;
+  const cid = () => Number(camp.value);
+  const show = (s) => { const k = s || 'logged_out'; st.textContent = t(k) ; st.className = 'state ' + k; st.dataset.state = k; };
+  const action = async (a) => api('POST', '/api/console/campaigns/' + cid() + '/agent', { action: a, reason: a === 'pause' ? reason.value : undefined });
+  const ready = async () => {
+    msg.textContent = '';
+    if (!camp.value) { localStorage.setItem('centralino.agentState', 'ready'); show('ready'); msg.textContent = t('dialerMissing'); return; }
+    try {
+      if (loggedIn !== cid()) {
+        phoneState.textContent = t('phoneConnecting');
+        await openPhone(audio);
+        phoneState.textContent = t('phoneOn') + ' · ' + phone.leg;
+        try { show((await action('login')).state); } catch (e) { if (e.status !== 409) throw e; show((await action('resume')).state); }
+        loggedIn = cid();
+      } else {
+        show((await action('resume')).state);
+      }
+    } catch (e) { msg.textContent = e.message; }
   };
-  show();
+  const pause = async () => {
+    if (!loggedIn) { localStorage.setItem('centralino.agentState', 'paused'); show('paused'); return; }
+    try { show((await action('pause')).state); } catch (e) { msg.textContent = e.message; }
+  };
+  mute.addEventListener('click', () => {
+    phone.muted = !phone.muted;
+    if (phone.stream) for (const tr of phone.stream.getAudioTracks()) tr.enabled = !phone.muted;
+    mute.textContent = phone.muted ? t('unmute') : t('mute');
+    mute.classList.toggle('on', phone.muted);
+  });
+  hang.addEventListener('click', async () => { try { await api('POST', '/api/console/hangup'); } catch (e) { msg.textContent = e.message; } });
+
+  // The disposition form comes from the outcome graph: the outcomes a
+  // `Call` may have, on keys 1–9.
+  let outcomes = [];
+  try {
+    const g = await api('GET', '/api/outcome-graph');
+    const call = g.action_types.find((a) => a.name === 'Call');
+    const ids = new Set(g.relations.filter((r) => call && r.action_type_id === call.id).map((r) => r.outcome_id));
+    outcomes = g.outcomes.filter((o) => ids.has(o.id));
+  } catch (_) { /* shown empty */ }
+  const dispose = async (o) => {
+    if (!current || !loggedIn) return;
+    const party = current.parties[0];
+    const at = $('#callback-at') && $('#callback-at').value;
+    const body = { outcome_id: o.id, party_id: party ? party.id : undefined, notes: $('#notes').value || undefined };
+    if (/call ?back/i.test(o.name)) body.callback_at = at ? new Date(at).getTime() : Date.now() + 86400000;
+    try {
+      const r = await api('POST', '/api/console/campaigns/' + loggedIn + '/disposition', body);
+      clearInterval(wrapTimer); wrap.textContent = '';
+      card.replaceChildren(el('p', { class: 'ok', id: 'disposed', 'data-lead-state': r.lead_state, 'data-activity': r.activity_id ?? '' }, t('disposed') + ': ' + o.name + ' · ' + t('lead') + ' ' + r.lead_state + (r.points ? ' · +' + r.points + ' ' + t('points') : '')));
+      localStorage.removeItem('centralino.notes.agent'); $('#notes').value = '';
+      current = null;
+    } catch (e) { msg.textContent = e.message; }
+  };
+  const form = () => el('div', { id: 'dispo' }, el('h2', {}, t('outcome')),
+    el('div', { class: 'row' }, outcomes.map((o, i) => el('button', { class: 'secondary dispo', type: 'button', 'data-outcome': o.id, onclick: () => dispose(o) }, (i + 1) + ' · ' + o.name))),
+    el('label', { for: 'callback-at' }, t('callbackAt')), el('input', { id: 'callback-at', type: 'datetime-local' }));
+
+  handlers.agent = (ev) => { if (ev.user === ME.id) show(ev.state); };
+  handlers.connected = (ev) => {
+    if (ev.user !== ME.id) return;
+    current = ev;
+    clearInterval(wrapTimer); wrap.textContent = '';
+    show('on_call');
+    const head = el('div', { class: 'card live', id: 'call-' + ev.call, 'data-call': ev.call }, el('div', { class: 'muted' }, t('connected') + ' · ' + ev.number + ' · ' + when(ev.at)));
+    card.replaceChildren(head);
+    if (!ev.parties.length) head.append(el('div', { class: 'name party-name' }, t('unknown')));
+    for (const p of ev.parties.slice(0, 1)) {
+      head.append(el('div', { class: 'party', 'data-party': p.id }, el('div', { class: 'name party-name' }, p.name),
+        el('div', {}, t('stage') + ': ' + p.stage + ' · ' + t('city') + ': ' + (p.city || '—'))));
+      const calls = el('div', { id: 'card-calls' }), hist = el('div', { id: 'card-history' });
+      card.append(el('h2', {}, t('calls')), calls, el('h2', {}, t('history')), hist);
+      api('GET', '/api/parties/' + p.id + '/calls').then((c) => calls.append(table([[t('when'), (x) => when(x.started_at)], [t('direction'), (x) => x.direction], [t('outcome'), (x) => x.outcome]], c.slice(0, 5)))).catch(() => {});
+      api('GET', '/api/parties/' + p.id + '/history').then((h) => hist.append(table([[t('when'), (x) => when(x.at)], [t('action'), (x) => x.action]], h.slice(0, 5)))).catch(() => {});
+    }
+    card.append(form());
+  };
+  handlers.call_ended = (ev) => {
+    if (ev.user !== ME.id) return;
+    show('wrap_up');
+    const t0 = Date.now();
+    clearInterval(wrapTimer);
+    wrapTimer = setInterval(() => { wrap.textContent = t('wrapUp') + ' ' + Math.round((Date.now() - t0) / 1000) + ' s'; }, 500);
+  };
+  // Keyboard: r ready, p pause, h hang up, m mute, 1–9 an outcome (not while typing).
+  document.addEventListener('keydown', (e) => {
+    if (e.target.closest && e.target.closest('input, textarea, select') || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === 'r') ready(); else if (e.key === 'p') pause(); else if (e.key === 'h') hang.click(); else if (e.key === 'm') mute.click();
+    else if (/^[1-9]$/.test(e.key) && current && outcomes[Number(e.key) - 1]) dispose(outcomes[Number(e.key) - 1]);
+  });
+
   const agenda = el('div', { id: 'agenda' }), board = el('div', { id: 'board' });
   $('#main').append(
-    panel(t('agent'), el('div', { class: 'row' }, st, el('button', { class: 'primary', id: 'ready', onclick: () => set('ready') }, t('ready')),
-      el('button', { class: 'secondary', id: 'pause', onclick: () => set('paused') }, t('pause'))), el('label', {}, t('reason')), reason,
-      el('p', { class: 'muted' }, t('dialerMissing')), notesBox('agent')),
+    panel(t('agent'), el('label', { for: 'campaign' }, t('campaign')), camp,
+      el('div', { class: 'row' }, st, el('button', { class: 'primary', id: 'ready', onclick: ready }, t('ready') + ' (r)'),
+        el('button', { class: 'secondary', id: 'pause', onclick: pause }, t('pause') + ' (p)')), el('label', {}, t('reason')), reason,
+      el('div', { class: 'row phone' }, phoneState, mute, hang, audio), wrap, msg, notesBox('agent')),
+    panel(t('card'), card),
     panel(t('agenda'), agenda), panel(t('leaderboard'), board));
+  try {
+    campaigns = await api('GET', '/api/dialer/campaigns');
+    for (const c of campaigns) camp.append(el('option', { value: c.id }, c.config.name + (c.running ? '' : ' (' + t('stopped') + ')')));
+  } catch (_) { /* no dialer */ }
+  if (!campaigns.length) { const s = localStorage.getItem('centralino.agentState'); show(s === 'ready' ? 'ready' : s === 'paused' ? 'paused' : 'logged_out'); }
   try {
     const a = await api('GET', '/api/activities?period=today&limit=20');
     agenda.append(table([[t('due'), (x) => when(x.due_at)], [t('kind'), (x) => x.kind], ['#', (x) => x.party_id]], a.items));
@@ -278,6 +419,7 @@ async function main() {
   if (page === 'login') { header(null); loginPage(); return; }
   let me;
   try { me = await api('GET', '/api/me'); } catch (_) { return; }
+  ME = me;
   header(me);
   connect();
   ({ support: supportDesk, agent: agentDesk, wallboard, marketer: marketerDesk })[page]();

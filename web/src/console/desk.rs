@@ -183,17 +183,37 @@ pub struct SoftphoneNow {
     pub to_browser: u64,
     /// The customer call the leg is bridged to now.
     pub call: Option<String>,
+    /// RTP counted on that call's SIP-side media leg.
+    pub call_rtp: Option<CallRtp>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallRtp {
+    /// Packets received from the carrier.
+    pub received: u64,
+    /// Packets sent to the carrier.
+    pub sent: u64,
 }
 
 /// `GET /api/console/softphone`: the caller's leg and its counters.
 async fn softphone_now(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<axum::Json<SoftphoneNow>> {
     let p = st.desk.softphones.of(a.user.0).ok_or_else(|| ApiError::not_found("softphone"))?;
+    let call = st.desk.call_of(a.user.0);
+    let mut call_rtp = None;
+    if let (Some(c), Some(b)) = (call.as_deref().and_then(sip::msg::CallId::parse), st.desk.b2bua.get()) {
+        if let Some(leg) = b.leg(&c).await {
+            if let Ok(Some(s)) = b.media().stats(leg).await {
+                call_rtp = Some(CallRtp { received: s.received, sent: s.sent });
+            }
+        }
+    }
     Ok(axum::Json(SoftphoneNow {
         leg: p.leg.to_string(),
         state: p.state.lock().map(|s| s.clone()).unwrap_or_default(),
         from_browser: p.counters.from_browser.load(Ordering::Relaxed),
         to_browser: p.counters.to_browser.load(Ordering::Relaxed),
-        call: st.desk.call_of(a.user.0),
+        call,
+        call_rtp,
     }))
 }
 

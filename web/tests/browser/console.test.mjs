@@ -21,6 +21,7 @@ const root = resolve(here, '../../..');
 const bin = process.env.CENTRALINO_BIN || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug/centralino');
 const screens = join(root, 'docs/screens');
 const scenario = join(root, 'web/tests/fixtures/caller_unanswered.xml');
+const carrierXml = join(root, 'sip/scenarios/carrier_answer.xml');
 mkdirSync(screens, { recursive: true });
 const tmp = mkdtempSync(join(tmpdir(), 'centralino-browser-'));
 const children = [];
@@ -44,6 +45,16 @@ async function startServer() {
     await sleep(100);
   }
   throw new Error('centralino demo did not start:\n' + out);
+}
+
+// A carrier (sipp UAS) that answers one call and echoes its RTP.
+function sippCarrier() {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const p = spawn('sipp', ['-sf', carrierXml, '-i', '127.0.0.1', '-p', String(port), '-mi', '127.0.0.1', '-mp', String(port + 2), '-rtp_echo',
+    '-cp', String(port + 1), '-m', '1', '-timeout', '90s', '-timeout_error', '-nostdin'], { stdio: 'ignore' });
+  children.push(p);
+  const done = new Promise((ok) => p.on('exit', (code) => ok(code)));
+  return { proc: p, done, addr: `127.0.0.1:${port}` };
 }
 
 // A DID call from `caller` that nobody answers (the server releases it).
@@ -104,7 +115,9 @@ try {
   ctx = await chromium.launchPersistentContext(join(tmp, 'profile'), {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // The softphone: fake microphone (a beep), no permission prompt, ICE on loopback.
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
     viewport: { width: 1280, height: 800 },
     locale: 'en-GB',
   });
@@ -155,6 +168,63 @@ try {
     await page.reload();
     assert.equal(await page.inputValue('#notes'), 'customer asked for a callback on Monday', 'notes survive a reload');
     await page.screenshot({ path: join(screens, 'agent.png'), fullPage: true });
+  });
+
+  await scenarioStep('agent: softphone, ready, a dialed lead answers, card pops, audio both ways, disposition reaches the CRM', async () => {
+    const me = await page.evaluate(() => fetch('/api/me').then((r) => r.json()));
+    const lead = await admin('POST', '/api/parties', { kind: 'person', name: 'Dario Verdi', stage: 'prospect', city: 'Torino', owner_id: me.id, phones: [{ number: '+39 011 555 0199' }] });
+    const list = await admin('POST', '/api/lists', { name: 'browser leads', kind: 'static', party_ids: [lead.id] });
+    const carrier = sippCarrier();
+    const camp = await admin('POST', '/api/dialer/campaigns', { name: 'Browser campaign', trunk: carrier.addr, pacing: 'progressive', ring_timeout_s: 15,
+      window: { start: '00:00', end: '23:59' }, list_ids: [list.id] });
+    await admin('POST', `/api/dialer/campaigns/${camp.id}/load`, {});
+    const started = await admin('POST', `/api/dialer/campaigns/${camp.id}/start`, {});
+    assert.equal(started.live, true, 'campaign task runs');
+    await page.reload();
+    await page.waitForSelector('body[data-ws=open]', { timeout: 10000 });
+    await page.selectOption('#campaign', String(camp.id));
+    await page.click('#ready');
+    await page.waitForSelector('#agent-state[data-state=ready]', { timeout: 15000 });
+    await page.waitForFunction(() => document.body.dataset.phone === 'connected', null, { timeout: 15000 });
+    const card = await page.waitForSelector(`#card .card.live .party[data-party="${lead.id}"]`, { timeout: 20000 });
+    assert.equal(await card.$eval('.party-name', (e) => e.textContent), 'Dario Verdi');
+    await page.waitForSelector('#agent-state[data-state=on_call]');
+    // Audio both ways: the browser receives the carrier's echo of its own
+    // audio (getStats inbound-rtp), the server relays the browser's RTP and
+    // counts RTP on the carrier's SIP leg in both directions.
+    let sp = null, inbound = 0;
+    for (let i = 0; i < 60; i++) {
+      sp = await page.evaluate(() => fetch('/api/console/softphone').then((r) => r.json()));
+      inbound = await page.evaluate(() => window.centralinoPhoneInbound());
+      if (inbound > 20 && sp.call_rtp && sp.call_rtp.received > 20 && sp.call_rtp.sent > 20 && sp.from_browser > 20 && sp.to_browser > 20) break;
+      await sleep(250);
+    }
+    assert.ok(inbound > 20, 'browser inbound-rtp packetsReceived: ' + inbound);
+    assert.ok(sp.from_browser > 20 && sp.to_browser > 20, 'softphone relay counters: ' + JSON.stringify(sp));
+    assert.ok(sp.call_rtp && sp.call_rtp.received > 20 && sp.call_rtp.sent > 20, 'SIP-side RTP: ' + JSON.stringify(sp));
+    console.log(`     audio: browser inbound-rtp ${inbound}, from browser ${sp.from_browser}, to browser ${sp.to_browser}, SIP leg rx ${sp.call_rtp.received} tx ${sp.call_rtp.sent}`);
+    await page.screenshot({ path: join(screens, 'agent-call.png'), fullPage: true });
+    await page.keyboard.press('h');
+    await page.waitForSelector('#agent-state[data-state=wrap_up]', { timeout: 10000 });
+    assert.equal(await carrier.done, 0, 'sipp carrier saw a clean call');
+    await page.fill('#notes', 'interested in the offer');
+    await page.click('#card button.dispo:has-text("Interested")');
+    const done = await page.waitForSelector('#disposed', { timeout: 10000 });
+    assert.equal(await done.getAttribute('data-lead-state'), 'done');
+    const leads = await admin('GET', `/api/dialer/campaigns/${camp.id}/leads`);
+    assert.equal(leads[0].state, 'done', JSON.stringify(leads));
+    // The CRM: a done Call activity with the chosen outcome, and the party's
+    // commercial state changed by the outcome graph.
+    const graph = await admin('GET', '/api/outcome-graph');
+    const interested = graph.outcomes.find((o) => o.name === 'Interested');
+    const act = await admin('GET', `/api/activities/${await done.getAttribute('data-activity')}`);
+    assert.equal(act.outcome_id, interested.id, JSON.stringify(act));
+    assert.ok(act.done_at && act.party_id === lead.id, JSON.stringify(act));
+    assert.equal(act.notes, 'interested in the offer');
+    const hist = await admin('GET', `/api/parties/${lead.id}/history`);
+    assert.ok(hist.some((h) => h.changes && h.changes.activity_id === act.id && h.changes.commercial_state_id), 'commercial state follows the outcome: ' + JSON.stringify(hist));
+    await page.screenshot({ path: join(screens, 'agent-disposed.png'), fullPage: true });
+    await admin('POST', `/api/dialer/campaigns/${camp.id}/stop`, {});
   });
 
   await scenarioStep('supervisor wallboard renders its chart', async () => {
