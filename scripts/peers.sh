@@ -16,6 +16,7 @@ PEERS=${2:?peers dir}
 PG_PORT=${PG_PORT:-15432}
 PG_BIN=/usr/lib/postgresql/15/bin
 IMAP_PORT=${IMAP_PORT:-10143}
+IMAPS_PORT=${IMAPS_PORT:-10993}
 LMTP_PORT=${LMTP_PORT:-10024}
 SMTP_PORT=${SMTP_PORT:-10025}
 SMSC_PORT=${SMSC_PORT:-12775}
@@ -69,9 +70,20 @@ start_dovecot() {
   # Another run's peers may hold the default ports: take the next free ones
   # (the exported variables say which).
   IMAP_PORT=$(free_port "$IMAP_PORT")
+  IMAPS_PORT=$(free_port "$IMAPS_PORT")
   LMTP_PORT=$(free_port "$LMTP_PORT")
   local D="$PEERS/dovecot"
-  mkdir -p "$D/run" "$D/state" "$D/mail"
+  mkdir -p "$D/run" "$D/state" "$D/mail" "$D/tls"
+  # A throwaway CA and a server certificate for 127.0.0.1/localhost: IMAPS
+  # and STARTTLS are tested with the CA as the mailbox's trusted CA file.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=centralino test CA" \
+    -keyout "$D/tls/ca.key" -out "$D/tls/ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$D/tls/server.key" -out "$D/tls/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$D/tls/ext.cnf"
+  openssl x509 -req -in "$D/tls/server.csr" -CA "$D/tls/ca.pem" -CAkey "$D/tls/ca.key" -CAcreateserial -days 2 \
+    -extfile "$D/tls/ext.cnf" -out "$D/tls/server.pem" >/dev/null 2>&1
+  chmod 644 "$D/tls/ca.pem" "$D/tls/server.pem"
   : >"$D/users"
   for u in $MAIL_USERS; do
     # passwd-file: user:{PLAIN}pw:uid:gid::home:: — uid 8 is Debian's `mail`
@@ -86,7 +98,10 @@ state_dir = $D/state
 log_path = $D/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <$D/tls/server.pem
+ssl_key = <$D/tls/server.key
+ssl_dh = </usr/share/dovecot/dh.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -111,7 +126,9 @@ service imap-login {
     port = $IMAP_PORT
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
   }
 }
 service lmtp {
@@ -130,8 +147,11 @@ CONF
   dovecot -c "$D/dovecot.conf" -n >/dev/null
   dovecot -c "$D/dovecot.conf" </dev/null >/dev/null 2>&1
   wait_port "$IMAP_PORT" "dovecot imap"
+  wait_port "$IMAPS_PORT" "dovecot imaps"
   wait_port "$LMTP_PORT" "dovecot lmtp"
   echo "export CENTRALINO_TEST_IMAP=127.0.0.1:$IMAP_PORT"
+  echo "export CENTRALINO_TEST_IMAPS=127.0.0.1:$IMAPS_PORT"
+  echo "export CENTRALINO_TEST_IMAP_CA=$D/tls/ca.pem"
   echo "export CENTRALINO_TEST_MAIL_DOMAIN=gw.test"
   echo "export CENTRALINO_TEST_MAIL_USERS='$MAIL_USERS'"
   echo "export CENTRALINO_TEST_MAIL_PASSWORD=$MAIL_PASSWORD"

@@ -37,7 +37,7 @@ pub enum Security {
     Plain,
     /// TLS from the first byte (IMAPS 993, SMTPS 465).
     Tls,
-    /// Plain, then `STARTTLS` (SMTP submission 587; not offered for IMAP).
+    /// Plain, then `STARTTLS` (SMTP submission 587, IMAP 143).
     StartTls,
 }
 
@@ -61,6 +61,9 @@ pub struct MailboxConfig {
     pub host: String,
     pub port: u16,
     pub security: Security,
+    /// A PEM file of CA certificates trusted for this mailbox's TLS, in
+    /// addition to the WebPKI roots (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
     pub user: String,
     pub password: Secret,
     pub folder: String,
@@ -89,6 +92,7 @@ impl MailboxConfig {
             host,
             port,
             security,
+            ca_file: None,
             user,
             password,
             folder: "INBOX".into(),

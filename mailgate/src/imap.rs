@@ -1,7 +1,8 @@
 //! The thin async IMAP driver: the only module that touches IMAP sockets.
 //! It performs the [`Step`]s the [`SyncCore`] asks for with `async-imap`,
-//! and hands each fetched message to [`crate::ingest`]. Plain TCP (loopback
-//! tests) and implicit TLS (`rustls` with the WebPKI roots) are supported.
+//! and hands each fetched batch to [`crate::ingest`]. Plain TCP (loopback
+//! tests), implicit TLS (IMAPS) and STARTTLS are supported, with `rustls`
+//! trusting the WebPKI roots plus the mailbox's own CA file if it has one.
 
 use crate::config::{AfterIngest, MailboxConfig, Security};
 use crate::error::{Error, Result};
@@ -39,18 +40,28 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
     })
     .await?;
     let _ = tcp.set_nodelay(true);
-    let stream: Box<dyn ImapStream> = match cfg.security {
-        Security::Plain => Box::new(tcp),
-        Security::Tls => Box::new(tls(&cfg.host, tcp, cfg.timeout).await?),
+    let client = match cfg.security {
+        Security::Plain => {
+            let mut c = async_imap::Client::new(Box::new(tcp) as Box<dyn ImapStream>);
+            read_greeting(&mut c, cfg.timeout).await?;
+            c
+        }
+        Security::Tls => {
+            let mut c = async_imap::Client::new(Box::new(tls(cfg, tcp).await?) as Box<dyn ImapStream>);
+            read_greeting(&mut c, cfg.timeout).await?;
+            c
+        }
         Security::StartTls => {
-            return Err(Error::Tls { host: cfg.host.clone(), reason: "STARTTLS is not supported for IMAP; use implicit TLS (993)".into() });
+            // RFC 3501 §6.2.1: greeting and STARTTLS in the clear, then the
+            // handshake; the server sends no second greeting, and nothing
+            // said before the handshake (capabilities) is trusted after it.
+            let mut c = async_imap::Client::new(tcp);
+            read_greeting(&mut c, cfg.timeout).await?;
+            within(cfg.timeout, "STARTTLS", async { c.run_command_and_check_ok("STARTTLS", None).await.map_err(Error::Imap) }).await?;
+            let tcp = c.into_inner();
+            async_imap::Client::new(Box::new(tls(cfg, tcp).await?) as Box<dyn ImapStream>)
         }
     };
-    let mut client = async_imap::Client::new(stream);
-    within(cfg.timeout, "IMAP greeting", async {
-        client.read_response().await.map_err(|e| Error::Imap(e.into()))?.ok_or(Error::Protocol("send a greeting"))
-    })
-    .await?;
     let session = within(cfg.timeout, "IMAP login", async {
         client.login(&cfg.user, cfg.password.expose()).await.map_err(|(e, _)| Error::Imap(e))
     })
@@ -58,10 +69,34 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession> {
     Ok(session)
 }
 
-async fn tls(host: &str, tcp: TcpStream, timeout: Duration) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    use tokio_rustls::rustls::{self, pki_types::ServerName};
+async fn read_greeting<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(client: &mut async_imap::Client<T>, timeout: Duration) -> Result<()> {
+    within(timeout, "IMAP greeting", async {
+        client.read_response().await.map_err(|e| Error::Imap(e.into()))?.ok_or(Error::Protocol("send a greeting"))
+    })
+    .await?;
+    Ok(())
+}
+
+/// The TLS client side: the WebPKI roots, plus the mailbox's own CA file
+/// when it names one (a private CA, or a test's throwaway one).
+async fn tls(cfg: &MailboxConfig, tcp: TcpStream) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio_rustls::rustls::{self};
+    let host = &cfg.host;
     let bad = |reason: String| Error::Tls { host: host.to_string(), reason };
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = &cfg.ca_file {
+        let pem = std::fs::read(path).map_err(|e| bad(format!("reading the CA file {}: {e}", path.display())))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(format!("the CA file {}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| bad(format!("the CA file {}: {e}", path.display())))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(format!("the CA file {} holds no certificate", path.display())));
+        }
+    }
     // The provider is named explicitly: with more than one rustls provider
     // in the build, the process default would be ambiguous.
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -71,7 +106,7 @@ async fn tls(host: &str, tcp: TcpStream, timeout: Duration) -> Result<tokio_rust
         .with_no_client_auth();
     let name = ServerName::try_from(host.to_string()).map_err(|e| bad(e.to_string()))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    tokio::time::timeout(timeout, connector.connect(name, tcp))
+    tokio::time::timeout(cfg.timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| Error::Timeout("TLS handshake"))?
         .map_err(|e| bad(e.to_string()))
@@ -296,22 +331,34 @@ impl Driver {
                 }
             }
         }
-        for uid in uids {
+        let mut batch = Vec::with_capacity(uids.len());
+        let mut vanished = Vec::new();
+        for &uid in &uids {
             match bodies.remove(&uid) {
                 Some((raw, truncated)) => {
                     let size = sizes.get(&uid).copied().unwrap_or(0);
                     let raw = if truncated { ingest::truncated_raw(raw, size) } else { raw };
-                    match ingest::handle(&self.store, &self.cfg, &self.opts, self.uid_validity, uid, raw, truncated).await? {
-                        Some(done) => self.report.add(uid, &done),
-                        None => self.report.quarantined += 1,
-                    }
-                    self.core.on_handled(uid);
+                    batch.push(ingest::Fetched { uid, raw, truncated });
                 }
                 None => {
                     debug!(uid, "message vanished before it was fetched");
-                    self.core.on_vanished(uid);
+                    vanished.push(uid);
                 }
             }
+        }
+        // The whole batch is stored and ingested (one transaction) before
+        // any of it is reported handled, so before any of it is flagged.
+        for (uid, done) in ingest::handle_batch(&self.store, &self.cfg, &self.opts, self.uid_validity, batch).await? {
+            match done {
+                Some(done) => self.report.add(uid, &done),
+                None => self.report.quarantined += 1,
+            }
+            self.core.on_handled(uid);
+        }
+        // Only now: a vanished UID moves the position past the UIDs below
+        // it, which must be handled first.
+        for uid in vanished {
+            self.core.on_vanished(uid);
         }
         self.core.on_batch_done();
         Ok(())

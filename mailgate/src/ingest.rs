@@ -3,6 +3,11 @@
 //! idempotent on mailbox + UIDVALIDITY + UID), then the parsed message
 //! ([`crm::Store::ingest_mail`], idempotent on the raw row). Only after both
 //! does the driver flag the message on the server.
+//!
+//! A fetched batch goes through [`handle_batch`]: every message of the batch
+//! is stored and ingested in one store transaction (the same order per
+//! message, one commit for all); if that fails, the batch is handled one
+//! message at a time so that a poison message is kept and skipped alone.
 
 use crate::config::MailboxConfig;
 use crate::error::Result;
@@ -58,6 +63,60 @@ pub async fn handle(
     };
     info!(uid, ticket_no = %outcome.ticket, created = outcome.created, duplicate = outcome.duplicate, verdict = ?inbound.verdict.kind, "mail handled");
     Ok(Some(Ingested { raw: raw_id, uid: i64::from(uid), outcome }))
+}
+
+/// One fetched message: its UID, raw bytes, and whether only its header
+/// was fetched (over the size limit).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub uid: u32,
+    pub raw: Vec<u8>,
+    pub truncated: bool,
+}
+
+/// Stores and ingests a fetched batch, in UID order, in one store
+/// transaction; returns, per UID, what [`handle`] would have returned.
+/// When the batch transaction fails (a message the store refuses, or the
+/// database), every message is handled on its own with [`handle`], which
+/// keeps a poison message stored and moves on, and reports a database
+/// outage as an error.
+pub async fn handle_batch(store: &crm::Store, cfg: &MailboxConfig, opts: &ParseOptions, uid_validity: u32, batch: Vec<Fetched>) -> Result<Vec<(u32, Option<Ingested>)>> {
+    let now = crm::now_ms();
+    let mut items = Vec::with_capacity(batch.len());
+    for f in &batch {
+        let mut inbound = parse::parse(&f.raw, opts);
+        if f.truncated {
+            inbound.mail.flags.push(flag::TRUNCATED.into());
+        }
+        let raw = RawMail {
+            mailbox: cfg.name.clone(),
+            uidvalidity: i64::from(uid_validity),
+            uid: i64::from(f.uid),
+            message_id: inbound.mail.message_id.clone(),
+            raw: f.raw.clone(),
+            received_at: now,
+        };
+        items.push((raw, inbound.mail));
+    }
+    match store.ingest_mail_batch(items, cfg.centre, now).await {
+        Ok(done) => Ok(batch
+            .iter()
+            .zip(done)
+            .map(|(f, (raw, outcome))| {
+                info!(uid = f.uid, ticket_no = %outcome.ticket, created = outcome.created, duplicate = outcome.duplicate, "mail handled");
+                (f.uid, Some(Ingested { raw, uid: i64::from(f.uid), outcome }))
+            })
+            .collect()),
+        Err(e) => {
+            warn!(error = %e, messages = batch.len(), "batch ingest failed; handling the messages one at a time");
+            let mut out = Vec::with_capacity(batch.len());
+            for f in batch {
+                let uid = f.uid;
+                out.push((uid, handle(store, cfg, opts, uid_validity, uid, f.raw, f.truncated).await?));
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// A database error may pass (retry later); anything else is about the

@@ -63,6 +63,9 @@ pub mod flag {
     pub const TOO_MANY_ATTACHMENTS: &str = "too-many-attachments";
     /// No usable `From` address.
     pub const NO_SENDER: &str = "no-sender";
+    /// No usable `From`: the author was taken from `Sender` or
+    /// `Return-Path`.
+    pub const SENDER_FALLBACK: &str = "sender-fallback";
     /// No `Message-ID` header (threading by replies to it is impossible).
     pub const NO_MESSAGE_ID: &str = "no-message-id";
     /// The body was only HTML; the text is derived from it.
@@ -82,8 +85,60 @@ pub fn parse(raw: &[u8], opts: &ParseOptions) -> Inbound {
     }
 }
 
+/// Whether the top part has at least one header of RFC 5322 or MIME. A
+/// bare MIME entity (only `MIME-Version` and `Content-Type`, as some
+/// gateways and forwarding tools produce) is a message whose bodies and
+/// attachments are worth showing, not noise.
 fn has_mail_headers(msg: &mail_parser::Message<'_>) -> bool {
-    msg.from().is_some() || msg.subject().is_some() || msg.message_id().is_some() || msg.date().is_some() || msg.to().is_some()
+    use mail_parser::HeaderName as H;
+    msg.headers().iter().any(|h| {
+        matches!(
+            h.name,
+            H::From
+                | H::Sender
+                | H::Subject
+                | H::MessageId
+                | H::Date
+                | H::To
+                | H::Cc
+                | H::ReplyTo
+                | H::ReturnPath
+                | H::Received
+                | H::MimeVersion
+                | H::ContentType
+                | H::ContentTransferEncoding
+        )
+    })
+}
+
+/// The author: `From`, else `Sender`, else a non-empty `Return-Path` (the
+/// envelope sender), so a mail whose From is missing or unusable still has
+/// someone to answer. Whether a fallback was used is returned too.
+fn author(msg: &mail_parser::Message<'_>) -> (Option<EmailAddress>, Option<String>, bool) {
+    let usable = |a: Option<&Address<'_>>| {
+        a.and_then(Address::first).and_then(|a| {
+            let e = a.address.as_deref().and_then(|s| EmailAddress::parse(s.trim()).ok())?;
+            Some((e, a.name.as_deref().map(clean_line).filter(|s| !s.is_empty())))
+        })
+    };
+    if let Some((e, name)) = usable(msg.from()) {
+        return (Some(e), name, false);
+    }
+    // A From without a usable address may still carry the name.
+    let from_name = msg.from().and_then(Address::first).and_then(|a| a.name.as_deref()).map(clean_line).filter(|s| !s.is_empty());
+    if let Some((e, name)) = usable(msg.sender()) {
+        return (Some(e), from_name.or(name), true);
+    }
+    let envelope = match msg.return_path() {
+        mail_parser::HeaderValue::Text(t) => Some(t.as_ref()),
+        mail_parser::HeaderValue::TextList(l) => l.last().map(|t| t.as_ref()),
+        _ => None,
+    };
+    let envelope = envelope.map(|s| s.trim().trim_start_matches('<').trim_end_matches('>').trim()).filter(|s| !s.is_empty());
+    match envelope.and_then(|s| EmailAddress::parse(s).ok()) {
+        Some(e) => (Some(e), from_name, true),
+        None => (None, from_name, false),
+    }
 }
 
 fn from_message(msg: &mail_parser::Message<'_>, raw: &[u8], opts: &ParseOptions) -> Inbound {
@@ -100,15 +155,11 @@ fn from_message(msg: &mail_parser::Message<'_>, raw: &[u8], opts: &ParseOptions)
 
     // Reply-To is not the requester: the desk answers the author, and a
     // Reply-To pointing elsewhere is recorded as a CC instead of trusted.
-    let (from, from_name) = match msg.from().and_then(Address::first) {
-        Some(a) => (
-            a.address.as_deref().and_then(|s| EmailAddress::parse(s).ok()),
-            a.name.as_deref().map(clean_line).filter(|s| !s.is_empty()),
-        ),
-        None => (None, None),
-    };
+    let (from, from_name, fallback) = author(msg);
     if from.is_none() {
         flags.push(flag::NO_SENDER.into());
+    } else if fallback {
+        flags.push(flag::SENDER_FALLBACK.into());
     }
     let mut to = addresses(msg.to());
     let mut cc = addresses(msg.cc());

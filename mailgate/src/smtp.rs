@@ -209,8 +209,20 @@ pub struct DrainReport {
 /// (the rows stay queued); a bad row fails alone.
 pub async fn drain_outbox(store: &crm::Store, mailer: &Mailer, history: usize, now: crm::Millis) -> Result<DrainReport> {
     let mut report = DrainReport::default();
-    let pending = store.pending_outbound(now, 100).await?;
-    for mail in pending {
+    // Rows are claimed a few at a time under a lease, so a second sender
+    // (or this one restarted) never sends a row that is being sent.
+    let mut pending = Vec::new();
+    let mut claimed = 0;
+    loop {
+        if pending.is_empty() {
+            if claimed >= DRAIN_MAX {
+                break;
+            }
+            pending = store.claim_outbound(sender_id(), now, OUTBOX_LEASE_MS, CLAIM_BATCH).await?;
+            pending.reverse();
+            claimed += pending.len();
+        }
+        let Some(mail) = pending.pop() else { break };
         let span = tracing::info_span!("outbound", outbox_id = %mail.id, ticket_no = ?mail.ticket.map(|t| t.to_string()));
         let _enter = span.enter();
         let foot = match mail.ticket {
@@ -251,6 +263,20 @@ pub async fn drain_outbox(store: &crm::Store, mailer: &Mailer, history: usize, n
         }
     }
     Ok(report)
+}
+
+/// Rows claimed per store round trip, and at most this many per drain.
+const CLAIM_BATCH: i64 = 10;
+const DRAIN_MAX: usize = 100;
+/// How long a claimed row is this sender's: far longer than rendering and
+/// one SMTP transaction take, short enough that a crashed sender's rows go
+/// out again soon.
+pub const OUTBOX_LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// This process's name as an outbox lease owner (for the logs and rows).
+fn sender_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("pid{}-{:x}", std::process::id(), crm::now_ms()))
 }
 
 /// 30 s, 1 min, 2 min … capped at one hour.

@@ -54,7 +54,11 @@ pub struct RawSmtp {
 pub struct RawMailbox {
     pub host: String,
     pub port: u16,
+    /// `tls` (default, IMAPS), `starttls` or `plain` (loopback only).
     pub security: Option<String>,
+    /// A PEM file of CA certificates trusted for this mailbox's TLS (a
+    /// private CA), in addition to the WebPKI roots.
+    pub ca_file: Option<String>,
     pub user: String,
     pub password: String,
     pub folder: Option<String>,
@@ -182,6 +186,7 @@ fn resolve_mail(raw: RawMail) -> anyhow::Result<mailgate::GatewayConfig> {
         if let Some(f) = m.folder {
             mb = mb.folder(f);
         }
+        mb.ca_file = m.ca_file.map(std::path::PathBuf::from);
         cfg.mailboxes.push(mb);
     }
     Ok(cfg)

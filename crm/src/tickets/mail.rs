@@ -242,27 +242,7 @@ impl Store {
     /// UID): storing the same one again returns the first row's id.
     pub async fn store_raw_mail(&self, mail: RawMail) -> Result<RawMailId> {
         let mut tx = self.begin().await?;
-        let existing = sqlx::query("SELECT id FROM raw_mail WHERE mailbox = $1 AND uidvalidity = $2 AND uid = $3")
-            .bind(&mail.mailbox)
-            .bind(mail.uidvalidity)
-            .bind(mail.uid)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(r) = existing {
-            return Ok(RawMailId(r.try_get("id")?));
-        }
-        let row = sqlx::query(
-            "INSERT INTO raw_mail (mailbox, uidvalidity, uid, message_id, raw, received_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&mail.mailbox)
-        .bind(mail.uidvalidity)
-        .bind(mail.uid)
-        .bind(mail.message_id.as_deref().map(normalise_message_id))
-        .bind(mail.raw)
-        .bind(mail.received_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = RawMailId(row.try_get("id")?);
+        let (id, _) = insert_raw(&mut tx, &mail).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -330,15 +310,59 @@ impl Store {
         if let Some(done) = self.ingested(raw).await? {
             return Ok(done);
         }
-        let secret = self.support_secret().await?;
-        let centre_row = self.get_centre(centre).await?;
-        let system = Actor::system();
+        let ctx = IngestCtx { secret: self.support_secret().await?, centre: self.get_centre(centre).await? };
         let mut tx = self.begin().await?;
         // Re-check inside the write transaction: a concurrent ingest of the
         // same raw row may have won.
         if let Some(done) = ingested_tx(&mut tx, raw).await? {
             return Ok(done);
         }
+        let out = self.ingest_tx(&mut tx, raw, &mail, &ctx, now).await?;
+        tx.commit().await?;
+        tracing::info!(ticket_no = %out.ticket, created = out.created, "mail ingested");
+        Ok(out)
+    }
+
+    /// Stores and ingests a batch of fetched messages in one transaction,
+    /// in the given (UID) order: for each, the raw row first, then its
+    /// ticket message. All of the batch commits or none of it, so a crash
+    /// leaves every message of the batch either stored and ingested or not
+    /// stored at all (and still unflagged on the server, so fetched again):
+    /// never stored-but-lost, never twice. One commit for the batch instead
+    /// of two per message, and the secret and centre are read once.
+    ///
+    /// Any error rolls the whole batch back; the caller then handles the
+    /// messages one at a time ([`Store::store_raw_mail`] then
+    /// [`Store::ingest_mail`]) to find and keep the one that fails.
+    pub async fn ingest_mail_batch(&self, mails: Vec<(RawMail, ParsedMail)>, centre: ServiceCentreId, now: Millis) -> Result<Vec<(RawMailId, IngestOutcome)>> {
+        if mails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ctx = IngestCtx { secret: self.support_secret().await?, centre: self.get_centre(centre).await? };
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(mails.len());
+        for (raw, mail) in &mails {
+            let (id, fresh) = insert_raw(&mut tx, raw).await?;
+            if !fresh && let Some(done) = ingested_tx(&mut tx, id).await? {
+                out.push((id, done));
+                continue;
+            }
+            let o = self.ingest_tx(&mut tx, id, mail, &ctx, now).await?;
+            out.push((id, o));
+        }
+        tx.commit().await?;
+        for (_, o) in &out {
+            tracing::info!(ticket_no = %o.ticket, created = o.created, duplicate = o.duplicate, "mail ingested");
+        }
+        Ok(out)
+    }
+
+    /// The ingest of one stored raw row inside the caller's transaction;
+    /// the caller has checked that it is not ingested yet.
+    async fn ingest_tx(&self, tx: &mut Tx, raw: RawMailId, mail: &ParsedMail, ctx: &IngestCtx, now: Millis) -> Result<IngestOutcome> {
+        let (secret, centre_row) = (&ctx.secret, &ctx.centre);
+        let centre = centre_row.id;
+        let system = Actor::system();
         let message_id = mail.message_id.as_deref().map(normalise_message_id).filter(|s| !s.is_empty());
 
         // The same message delivered twice (two mailboxes, a resend): join
@@ -346,12 +370,11 @@ impl Store {
         if let Some(mid) = &message_id {
             let dup = sqlx::query("SELECT id, ticket_id FROM ticket_messages WHERE message_id = $1 AND direction = 'in' ORDER BY id LIMIT 1")
                 .bind(mid)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
             if let Some(r) = dup {
                 let t: i64 = r.try_get("ticket_id")?;
-                mark_ingested(&mut tx, raw, t, now).await?;
-                tx.commit().await?;
+                mark_ingested(tx, raw, t, now).await?;
                 return Ok(IngestOutcome {
                     ticket: TicketNo::new(t).ok_or(bad_row("ticket"))?,
                     created: false,
@@ -362,7 +385,7 @@ impl Store {
             }
         }
 
-        let thread = find_thread(&mut tx, &mail, &secret).await?;
+        let thread = find_thread(tx, mail, secret).await?;
         // Who wrote: a known person, or a new one (not in reserved centres,
         // which only serve known customers).
         let mut flags = mail.flags.clone();
@@ -373,12 +396,12 @@ impl Store {
                      WHERE em.email = $1 AND p.merged_into IS NULL ORDER BY p.updated_at DESC LIMIT 1",
                 )
                 .bind(from.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
                 match known {
                     Some(r) => Some(PartyId(r.try_get("id")?)),
                     None if centre_row.public && !mail.is_auto => {
-                        let (name, first, last) = person_name(&mail, from);
+                        let (name, first, last) = person_name(mail, from);
                         let input = PartyInput {
                             kind: "person".into(),
                             name: Some(name),
@@ -389,7 +412,7 @@ impl Store {
                             ..Default::default()
                         };
                         match input.validate(self.region) {
-                            Ok(v) => Some(crate::parties::insert_party(&mut tx, &system, &v, now).await?),
+                            Ok(v) => Some(crate::parties::insert_party(tx, &system, &v, now).await?),
                             Err(_) => {
                                 flags.push("requester-not-created".into());
                                 None
@@ -426,7 +449,7 @@ impl Store {
                     parent: None,
                     split_from_message: None,
                 };
-                (desk::insert_ticket(&mut tx, &system, &new, now).await?, true)
+                (desk::insert_ticket(tx, &system, &new, now).await?, true)
             }
         };
 
@@ -450,10 +473,10 @@ impl Store {
             author: None,
             party: requester,
         };
-        let message = desk::insert_message(&mut tx, &msg, now).await?;
+        let message = desk::insert_message(tx, &msg, now).await?;
         for a in &mail.attachments {
             if a.data.len() > MAX_ATTACHMENT_BYTES {
-                desk::add_event(&mut tx, ticket, None, "attachment_skipped", None, &serde_json::json!({"filename": a.filename, "size": a.data.len()}), now).await?;
+                desk::add_event(tx, ticket, None, "attachment_skipped", None, &serde_json::json!({"filename": a.filename, "size": a.data.len()}), now).await?;
                 continue;
             }
             sqlx::query("INSERT INTO ticket_attachments (message_row_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)")
@@ -462,27 +485,25 @@ impl Store {
                 .bind(clip(&a.content_type, 200))
                 .bind(a.data.len() as i64)
                 .bind(a.data.clone())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        desk::on_customer_message(&mut tx, ticket, created, now).await?;
+        desk::on_customer_message(tx, ticket, created, now).await?;
         if created {
-            rules::on_ticket_created(&mut tx, ticket, now).await?;
+            rules::on_ticket_created(tx, ticket, now).await?;
         }
-        sla::refresh_dues(&mut tx, ticket, now).await?;
+        sla::refresh_dues(tx, ticket, now).await?;
         if created {
-            rules::notify(&mut tx, ticket, rules::Trigger::Created, now).await?;
+            rules::notify(tx, ticket, rules::Trigger::Created, now).await?;
         }
 
         let auto_ack = match (&mail.from, created) {
-            (Some(from), true) if !mail.is_auto && centre_row.auto_ack && requester.is_some() && !is_our_address(&mut tx, from).await? => {
-                queue_auto_ack(&mut tx, ticket, from, &subject, message_id.as_deref(), &centre_row, &secret, now).await?
+            (Some(from), true) if !mail.is_auto && centre_row.auto_ack && requester.is_some() && !is_our_address(tx, from).await? => {
+                queue_auto_ack(tx, ticket, from, &subject, message_id.as_deref(), centre_row, secret, now).await?
             }
             _ => None,
         };
-        mark_ingested(&mut tx, raw, ticket.get(), now).await?;
-        tx.commit().await?;
-        tracing::info!(ticket_no = %ticket, created, "mail ingested");
+        mark_ingested(tx, raw, ticket.get(), now).await?;
         Ok(IngestOutcome { ticket, created, message, duplicate: false, auto_ack })
     }
 
@@ -510,6 +531,39 @@ impl Store {
         rows.iter().map(outbound_from_row).collect()
     }
 
+    /// Claims up to `limit` due rows for `owner` for `lease_ms`: a claimed
+    /// row is not handed to another sender until the lease expires or the
+    /// row is marked sent or failed. Atomic: `FOR UPDATE SKIP LOCKED` on
+    /// PostgreSQL, the single writer on SQLite. A sender that crashed after
+    /// the SMTP accept but before marking the row sent has its row sent
+    /// again after the lease, with the same Message-ID (a receiver can drop
+    /// the duplicate); one that crashed before the accept loses nothing.
+    pub async fn claim_outbound(&self, owner: &str, now: Millis, lease_ms: Millis, limit: i64) -> Result<Vec<OutboundMail>> {
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE mail_outbox SET lease_until = $1, lease_owner = $2 WHERE id IN (\
+               SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
+               AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock}) \
+             RETURNING id, ticket_id, kind, from_addr, to_addrs, cc_addrs, subject, body_text, body_html, message_id, in_reply_to, refs, \
+             auto_submitted, attempts, created_at"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.saturating_add(lease_ms.max(1)))
+            .bind(clip(owner, 200))
+            .bind(now)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut out: Vec<OutboundMail> = rows.iter().map(outbound_from_row).collect::<Result<_>>()?;
+        out.sort_by_key(|m| m.id.0);
+        Ok(out)
+    }
+
     /// Every outbox row of a ticket (for tests and the console).
     pub async fn ticket_outbox(&self, ticket: TicketNo) -> Result<Vec<OutboundMail>> {
         let rows = sqlx::query(
@@ -525,7 +579,7 @@ impl Store {
     /// The gateway sent an outbox row.
     pub async fn mark_outbound_sent(&self, id: OutboxId, now: Millis) -> Result<()> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query("UPDATE mail_outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2 AND status <> 'sent' RETURNING ticket_id, kind")
+        let r = sqlx::query("UPDATE mail_outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, lease_until = NULL, lease_owner = NULL WHERE id = $2 AND status <> 'sent' RETURNING ticket_id, kind")
             .bind(now)
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -546,8 +600,8 @@ impl Store {
         let mut tx = self.begin().await?;
         let status = if retry_at.is_some() { "queued" } else { "failed" };
         let r = sqlx::query(
-            "UPDATE mail_outbox SET status = $1, attempts = attempts + 1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at) \
-             WHERE id = $4 AND status = 'queued' RETURNING ticket_id",
+            "UPDATE mail_outbox SET status = $1, attempts = attempts + 1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+             lease_until = NULL, lease_owner = NULL WHERE id = $4 AND status = 'queued' RETURNING ticket_id",
         )
         .bind(status)
         .bind(clip(error, 1000))
@@ -594,6 +648,39 @@ impl Store {
         tx.commit().await?;
         Ok(id)
     }
+}
+
+/// What every message of an ingest needs, read once per batch.
+struct IngestCtx {
+    secret: Vec<u8>,
+    centre: ServiceCentre,
+}
+
+/// Inserts a raw row unless (mailbox, UIDVALIDITY, UID) is stored already;
+/// the row's id and whether it is new. One round trip for a new message.
+async fn insert_raw(tx: &mut Tx, mail: &RawMail) -> Result<(RawMailId, bool)> {
+    let row = sqlx::query(
+        "INSERT INTO raw_mail (mailbox, uidvalidity, uid, message_id, raw, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id",
+    )
+    .bind(&mail.mailbox)
+    .bind(mail.uidvalidity)
+    .bind(mail.uid)
+    .bind(mail.message_id.as_deref().map(normalise_message_id))
+    .bind(&mail.raw)
+    .bind(mail.received_at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = row {
+        return Ok((RawMailId(r.try_get("id")?), true));
+    }
+    let r = sqlx::query("SELECT id FROM raw_mail WHERE mailbox = $1 AND uidvalidity = $2 AND uid = $3")
+        .bind(&mail.mailbox)
+        .bind(mail.uidvalidity)
+        .bind(mail.uid)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((RawMailId(r.try_get("id")?), false))
 }
 
 async fn ingested_conn(conn: &mut sqlx::AnyConnection, raw: RawMailId) -> Result<Option<IngestOutcome>> {

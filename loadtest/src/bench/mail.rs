@@ -6,8 +6,12 @@
 //!
 //! - **parse only**: `mailgate::parse::parse` per mail on one thread
 //!   (mails/s/core);
-//! - **end to end**: parse → `Store::store_raw_mail` → `Store::ingest_mail`
-//!   one mail after another, the order `mailgate::ingest::handle` uses;
+//! - **end to end, batched**: `mailgate::ingest::handle_batch` on batches
+//!   of `--batch` mails (50, the IMAP fetch batch): parse each, then store
+//!   and ingest the batch in one transaction — what the IMAP driver does;
+//! - **end to end, per mail**: parse → `Store::store_raw_mail` →
+//!   `Store::ingest_mail` one mail after another (`ingest::handle`, the
+//!   fallback path), on the first `--per-mail` mails;
 //! - **baseline**: `Store::ping` through the same store, one at a time.
 //!
 //! With `--corpus DIR` (repeatable) every file under DIR is then run through
@@ -36,6 +40,12 @@ pub struct Args {
     /// Synthetic mails to generate and ingest.
     #[arg(long, default_value_t = 5_000)]
     mails: u64,
+    /// Mails per store transaction in the batched run.
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// Mails (from the end of the corpus) also ingested one at a time.
+    #[arg(long, default_value_t = 500)]
+    per_mail: u64,
     /// Also run every file under this directory through the whole ingest
     /// path and report failures (repeatable).
     #[arg(long)]
@@ -43,14 +53,15 @@ pub struct Args {
 }
 
 const PARSE: &str = "parse only (per mail)";
-const E2E: &str = "parse + store_raw_mail + ingest_mail (per mail)";
+const E2E: &str = "parse + store + ticket, batched (handle_batch; per mail)";
+const E2E_ONE: &str = "parse + store_raw_mail + ingest_mail, one at a time (per mail)";
 const PING: &str = "baseline: Store::ping";
 
 pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     let t0 = Instant::now();
     let mails = synthetic(args.mails, common.seed);
     let bytes: usize = mails.iter().map(Vec::len).sum();
-    let mut report = Report::new("mail-ingest", backend_name(args.backend), serde_json::json!({"mails": args.mails, "seed": common.seed, "corpus": args.corpus}));
+    let mut report = Report::new("mail-ingest", backend_name(args.backend), serde_json::json!({"mails": args.mails, "batch": args.batch, "per_mail": args.per_mail, "seed": common.seed, "corpus": args.corpus}));
     report.fact(
         "corpus",
         format!("{} synthetic mails, {:.1} MB, mean {:.1} KB (generated in {:.2} s)", mails.len(), bytes as f64 / 1e6, bytes as f64 / mails.len().max(1) as f64 / 1e3, t0.elapsed().as_secs_f64()),
@@ -103,27 +114,78 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     let ping_s = t0.elapsed();
     report.row(Row::new(PING, &ping, ping_s, 0, Unit::Micros).with_rate(2_000.0 / ping_s.as_secs_f64(), "pings"));
 
-    // End to end, one mail at a time.
+    // End to end, batched as the IMAP driver does it; the last `per_mail`
+    // mails are kept for the one-at-a-time run (distinct UIDs and ids).
+    let per_mail = (args.per_mail as usize).min(mails.len() / 2);
+    let mut mails = mails;
+    let tail = mails.split_off(mails.len() - per_mail);
+    let batched_n = mails.len();
+    let mut cfg = mailgate::MailboxConfig::new("bench.invalid", 143, mailgate::Security::Plain, "bench", mailgate::Secret::new(""), centre);
+    cfg.name = "bench".into();
     let mut lat = Latency::new();
     let (mut errors, mut created, mut joined) = (0u64, 0u64, 0u64);
     let mut first_error = None;
     let t0 = Instant::now();
-    for (uid, m) in mails.into_iter().enumerate() {
+    let mut uid = 0u32;
+    let mut it = mails.into_iter().peekable();
+    while it.peek().is_some() {
+        let batch: Vec<mailgate::ingest::Fetched> = it
+            .by_ref()
+            .take(args.batch.max(1))
+            .map(|raw| {
+                uid += 1;
+                mailgate::ingest::Fetched { uid, raw, truncated: false }
+            })
+            .collect();
+        let n = batch.len();
         let s = Instant::now();
-        match ingest_one(&store, centre, "bench", uid as i64 + 1, m).await {
-            Ok(true) => created += 1,
-            Ok(false) => joined += 1,
+        match mailgate::ingest::handle_batch(&store, &cfg, &opts, 1, batch).await {
+            Ok(done) => {
+                for (_, d) in done {
+                    match d {
+                        Some(d) if d.outcome.created => created += 1,
+                        Some(_) => joined += 1,
+                        None => errors += 1,
+                    }
+                }
+            }
             Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
+                errors += n as u64;
+                first_error.get_or_insert(e.to_string());
             }
         }
-        lat.record(s.elapsed());
+        // Each mail of the batch waited for the whole batch.
+        let per = s.elapsed();
+        for _ in 0..n {
+            lat.record(per);
+        }
     }
     let e2e_s = t0.elapsed();
-    let e2e_rate = args.mails as f64 / e2e_s.as_secs_f64();
+    let e2e_rate = batched_n as f64 / e2e_s.as_secs_f64();
     report.row(Row::new(E2E, &lat, e2e_s, errors, Unit::Micros).with_rate(e2e_rate, "mails"));
-    report.fact("end to end", format!("{created} tickets created, {joined} mails joined an existing ticket, {errors} errors{}", first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()));
+    report.fact(
+        "end to end, batched",
+        format!("{batched_n} mails in batches of {}: {created} tickets created, {joined} mails joined an existing ticket, {errors} errors{} (latency = the batch's time, recorded once per mail)", args.batch, first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()),
+    );
+
+    // End to end, one mail at a time (the fallback path), same store.
+    let mut lat1 = Latency::new();
+    let mut errors1 = 0u64;
+    let t1 = Instant::now();
+    for m in tail {
+        uid += 1;
+        let s = Instant::now();
+        if ingest_one(&store, centre, "bench", i64::from(uid), m).await.is_err() {
+            errors1 += 1;
+        }
+        lat1.record(s.elapsed());
+    }
+    let one_s = t1.elapsed();
+    let one_rate = per_mail as f64 / one_s.as_secs_f64().max(1e-9);
+    if per_mail > 0 {
+        report.row(Row::new(E2E_ONE, &lat1, one_s, errors1, Unit::Micros).with_rate(one_rate, "mails"));
+        report.ratio_of(E2E, E2E_ONE, None, None, e2e_rate / one_rate);
+    }
     let ping_rate = 2_000.0 / ping_s.as_secs_f64();
     report.ratio_of(E2E, PING, None, None, e2e_rate / ping_rate);
     report.ratio_of(E2E, PARSE, None, None, e2e_rate / parse_rate);

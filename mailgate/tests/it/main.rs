@@ -11,5 +11,7 @@ mod harness;
 mod ingest;
 mod messaging;
 mod outbound;
+mod outbox_lease;
 mod parse;
 mod replay;
+mod tls;

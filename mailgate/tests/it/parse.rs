@@ -149,3 +149,32 @@ fn hostile_and_broken_input() {
         let _ = parse(&raw[..cut], &opts);
     }
 }
+
+#[test]
+fn unusual_headers_still_have_an_author_or_a_body() {
+    // Only MIME headers: a message with a body and an attachment, not noise.
+    check(
+        "mime_entity_only.eml",
+        Expect {
+            subject: Some(""),
+            text_contains: &["Only MIME headers"],
+            attachments: Some(&[("report.csv", "text/csv")]),
+            flags: &[flag::NO_SENDER],
+            ..Default::default()
+        },
+    );
+    let raw = fixture("mime_entity_only.eml");
+    let m = parse(&raw, &ParseOptions::default());
+    assert!(!m.mail.flags.iter().any(|f| f == flag::UNPARSABLE), "{:?}", m.mail.flags);
+    // From without an address: Sender is the author, From's name is kept.
+    check("sender_fallback.eml", Expect { from: Some("assistant@customer.test"), flags: &[flag::SENDER_FALLBACK], is_auto: Some(false), ..Default::default() });
+    let s = parse(&fixture("sender_fallback.eml"), &ParseOptions::default());
+    assert_eq!(s.mail.from_name.as_deref(), Some("Ada Lovelace"));
+    // No From, no Sender: the envelope sender.
+    check("return_path_only.eml", Expect { from: Some("envelope@customer.test"), flags: &[flag::SENDER_FALLBACK], ..Default::default() });
+    // The null return path is nobody.
+    let n = parse(&fixture("null_return_path.eml"), &ParseOptions::default());
+    assert!(n.mail.from.is_none());
+    assert!(n.mail.flags.iter().any(|f| f == flag::NO_SENDER), "{:?}", n.mail.flags);
+    assert!(!n.mail.flags.iter().any(|f| f == flag::SENDER_FALLBACK));
+}
