@@ -18,6 +18,7 @@ const T = {
     inbound: 'inbound', outbound: 'outbound', answered: 'answered', ringingNow: 'Ringing now',
     listBuilder: 'List builder', kind: 'Kind', any: 'any', person: 'person', company: 'company', stages: 'Stages',
     characteristic: 'Characteristic (key=value)', consent: 'Consent given for', matching: 'parties match', saveList: 'Save as dynamic list', listName: 'List name', saved: 'Saved',
+    agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
     campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
@@ -35,6 +36,7 @@ const T = {
     inbound: 'entranti', outbound: 'uscenti', answered: 'risposte', ringingNow: 'Squillano ora',
     listBuilder: 'Costruttore di liste', kind: 'Tipo', any: 'tutti', person: 'persona', company: 'azienda', stages: 'Fasi',
     characteristic: 'Caratteristica (chiave=valore)', consent: 'Consenso dato per', matching: 'anagrafiche corrispondono', saveList: 'Salva come lista dinamica', listName: 'Nome della lista', saved: 'Salvata',
+    agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
     campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
@@ -361,7 +363,33 @@ async function wallboard() {
   const chart = el('div', { id: 'chart' }), board = el('div', { id: 'board' });
   const ringing = el('div', { class: 'big', id: 'ringing' }, '0');
   const totals = el('div', { class: 'muted', id: 'totals' });
-  $('#main').append(panel(t('callsPerHour'), chart, totals), panel(t('ringingNow'), ringing), panel(t('leaderboard'), board));
+  const agents = el('div', { id: 'agents' }, el('p', { class: 'muted' }, t('none')));
+  const dialer = el('div', { id: 'dialer' });
+  $('#main').append(panel(t('agentsLive'), agents), panel(t('dialerLive'), dialer), panel(t('callsPerHour'), chart, totals), panel(t('ringingNow'), ringing), panel(t('leaderboard'), board));
+  // Agents live, from the desk events on the socket.
+  const rows = new Map();
+  const drawAgents = () => {
+    agents.replaceChildren(table([['', (x) => x.name], [t('state'), (x) => el('span', { class: 'state ' + x.state, 'data-agent': x.user, 'data-state': x.state }, t(x.state))],
+      [t('call'), (x) => x.number || ''], [t('when'), (x) => when(x.at)]], [...rows.values()]));
+  };
+  const upd = (user, patch) => { rows.set(user, Object.assign(rows.get(user) || { user, name: '#' + user, state: 'logged_out' }, patch)); drawAgents(); };
+  handlers.agent = (ev) => upd(ev.user, { name: ev.username, state: ev.state || 'logged_out', at: ev.at, number: '' });
+  handlers.connected = (ev) => upd(ev.user, { state: 'on_call', number: ev.number + (ev.parties[0] ? ' · ' + ev.parties[0].name : ''), at: ev.at });
+  handlers.call_ended = (ev) => upd(ev.user, { state: 'wrap_up', at: ev.at });
+  // The running campaigns' live numbers (dial level, abandon rate, ringing).
+  const pollDialer = async () => {
+    try {
+      const camps = (await api('GET', '/api/dialer/campaigns')).filter((c) => c.running);
+      const stats = await Promise.all(camps.map((c) => api('GET', '/api/dialer/campaigns/' + c.id + '/stats').then((s) => [c, s])));
+      const pct = (x) => (100 * x).toFixed(1) + ' %';
+      dialer.replaceChildren(table([[t('campaign'), ([c]) => c.config.name], [t('ringingNow'), ([, s]) => (s.live ? s.live.ringing : 0)],
+        [t('dialLevel'), ([, s]) => (s.live ? s.live.dial_level.toFixed(2) : '—')], [t('abandonLive'), ([, s]) => (s.live ? pct(s.live.abandon_rate) : '—')],
+        [t('abandonStored'), ([, s]) => pct(s.store.abandon_rate)], [t('bridgeP99'), ([, s]) => (s.live ? s.live.bridge_p99_ms + ' ms' : '—')]], stats));
+      dialer.dataset.ready = '1';
+    } catch (e) { dialer.replaceChildren(el('p', { class: 'muted' }, e.message)); }
+  };
+  pollDialer();
+  setInterval(pollDialer, 2000);
   let live = 0;
   handlers.pop = () => { live += 1; ringing.textContent = String(live); setTimeout(() => { live = Math.max(0, live - 1); ringing.textContent = String(live); }, 20000); };
   leaderboard(board);

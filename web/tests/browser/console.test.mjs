@@ -180,6 +180,15 @@ try {
     await admin('POST', `/api/dialer/campaigns/${camp.id}/load`, {});
     const started = await admin('POST', `/api/dialer/campaigns/${camp.id}/start`, {});
     assert.equal(started.live, true, 'campaign task runs');
+    // A supervisor watches the wallboard in a second browser profile.
+    const sup = await chromium.launchPersistentContext(join(tmp, 'profile-supervisor'), { executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
+    const wall = sup.pages()[0] || (await sup.newPage());
+    wall.on('pageerror', (e) => console.log('wallboard error: ' + e.message));
+    wall.on('console', (m) => { if (m.type() === 'error') console.log('wallboard console: ' + m.text()); });
+    await login(wall, server.base, 'supervisor', 'supervisor-demo-pass');
+    await wall.waitForSelector('body[data-ws=open]', { timeout: 10000 });
     await page.reload();
     await page.waitForSelector('body[data-ws=open]', { timeout: 10000 });
     await page.selectOption('#campaign', String(camp.id));
@@ -189,6 +198,10 @@ try {
     const card = await page.waitForSelector(`#card .card.live .party[data-party="${lead.id}"]`, { timeout: 20000 });
     assert.equal(await card.$eval('.party-name', (e) => e.textContent), 'Dario Verdi');
     await page.waitForSelector('#agent-state[data-state=on_call]');
+    // The wallboard saw the agent go ready, then the call.
+    await wall.waitForSelector(`#agents [data-agent="${me.id}"][data-state=on_call]`, { timeout: 10000 });
+    assert.match(await wall.textContent('#agents'), /agent1.*Dario Verdi/s);
+    await wall.waitForSelector('#dialer[data-ready="1"] table', { timeout: 10000 });
     // Audio both ways: the browser receives the carrier's echo of its own
     // audio (getStats inbound-rtp), the server relays the browser's RTP and
     // counts RTP on the carrier's SIP leg in both directions.
@@ -206,6 +219,9 @@ try {
     await page.screenshot({ path: join(screens, 'agent-call.png'), fullPage: true });
     await page.keyboard.press('h');
     await page.waitForSelector('#agent-state[data-state=wrap_up]', { timeout: 10000 });
+    await wall.waitForSelector(`#agents [data-agent="${me.id}"][data-state=wrap_up]`, { timeout: 10000 });
+    await wall.screenshot({ path: join(screens, 'wallboard-live.png'), fullPage: true });
+    await sup.close();
     assert.equal(await carrier.done, 0, 'sipp carrier saw a clean call');
     await page.fill('#notes', 'interested in the offer');
     await page.click('#card button.dispo:has-text("Interested")');
