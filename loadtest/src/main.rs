@@ -63,6 +63,8 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seeds: u32,
     },
+    /// CTI screen-pop: INVITE sent → the caller's card on N agents' event sockets, beside a WebSocket ping round trip.
+    ScreenPop(bench::screenpop::Args),
     /// SIP calls per second through our inbound side with sipp, beside Kamailio (tm) answering in the same run.
     SipCps(sipbench::CpsArgs),
     /// Bridged calls through our RTP relay before loss or p99 > 5 ms, beside a bare recvmmsg relay, and memory per call.
@@ -82,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Lookup(a) => runtime()?.block_on(bench::lookup::run(a, &cli.common))?,
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,
+        Cmd::ScreenPop(a) => runtime()?.block_on(bench::screenpop::run(a, &cli.common))?,
         Cmd::SipCps(a) => sipbench::run_cps(a, &cli.common.data_dir)?,
         Cmd::RtpRelay(a) => sipbench::run_relay(a)?,
         Cmd::Send(a) => runtime()?.block_on(bench::send::run(a, &cli.common))?,

@@ -4,4 +4,5 @@ pub mod http;
 pub mod import;
 pub mod lookup;
 pub mod mail;
+pub mod screenpop;
 pub mod send;
