@@ -30,6 +30,7 @@
 use crate::campaigns_template::{self, Rendered, Template};
 use crate::{Actor, Channel, Error, ListId, Millis, PartyId, Result, Role, Store, UserId};
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// Campaigns are the marketers' business: marketers, supervisors and admins
 /// may manage them; agents and support reps may not.
@@ -62,6 +63,20 @@ pub struct Claimed {
     pub message_key: String,
     pub attempts: i64,
 }
+
+/// A claimed row's end, for [`Store::complete_outbox_many`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub outbox_id: i64,
+    pub message_id: MessageId,
+    pub party_id: PartyId,
+    pub outcome: Outcome,
+    pub detail: String,
+    pub at: Millis,
+}
+
+/// Values per IN list or multi-row statement.
+const IN_CHUNK: usize = 500;
 
 /// Final state of an outbox row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,27 +221,94 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut claimed = Vec::with_capacity(rows.len());
         for r in rows {
-            let c = Claimed {
+            claimed.push(Claimed {
                 outbox_id: r.try_get(0)?,
                 party_id: PartyId(r.try_get(1)?),
                 address: r.try_get(2)?,
                 message_key: r.try_get(3)?,
                 attempts: r.try_get(4)?,
-            };
-            let suppressed = sqlx::query("SELECT reason FROM suppressions WHERE address = $1").bind(&c.address).fetch_optional(&self.read).await?;
-            if let Some(s) = suppressed {
-                let why: String = s.try_get(0)?;
-                self.complete_outbox(c.outbox_id, Outcome::Suppressed, &format!("suppressed: {why}"), now).await?;
-            } else if !self.has_consent(c.party_id, channel).await? {
-                self.complete_outbox(c.outbox_id, Outcome::Suppressed, "no consent", now).await?;
-            } else {
-                out.push(c);
+            });
+        }
+        // Consent and suppression at send time, a few statements per batch
+        // (not per row); the rows that fail are closed in one transaction.
+        let mut suppressed: HashMap<String, String> = HashMap::new();
+        let mut consent: HashMap<i64, bool> = HashMap::new();
+        for chunk in claimed.chunks(IN_CHUNK) {
+            let sql = format!("SELECT address, reason FROM suppressions WHERE address IN ({})", crate::import::in_list(self.backend, chunk.len()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for c in chunk {
+                q = q.bind(&c.address);
+            }
+            for r in q.fetch_all(&self.read).await? {
+                suppressed.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+            let sql = format!(
+                "SELECT party_id, granted FROM party_consents WHERE channel = $1 AND party_id IN ({})",
+                crate::import::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(channel.as_str());
+            for c in chunk {
+                q = q.bind(c.party_id.0);
+            }
+            for r in q.fetch_all(&self.read).await? {
+                consent.insert(r.try_get(0)?, r.try_get::<i64, _>(1)? != 0);
             }
         }
+        let mut out = Vec::with_capacity(claimed.len());
+        let mut closed = Vec::new();
+        for c in claimed {
+            let why = match suppressed.get(&c.address) {
+                Some(why) => Some(format!("suppressed: {why}")),
+                None if !consent.get(&c.party_id.0).copied().unwrap_or(false) => Some("no consent".to_string()),
+                None => None,
+            };
+            match why {
+                Some(detail) => closed.push(Completion { outbox_id: c.outbox_id, message_id: message, party_id: c.party_id, outcome: Outcome::Suppressed, detail, at: now }),
+                None => out.push(c),
+            }
+        }
+        self.complete_outbox_many(&closed).await?;
         out.sort_by_key(|c| c.outbox_id);
         Ok(out)
+    }
+
+    /// Closes many claimed rows in one transaction (the sender's group
+    /// commit). As with [`Store::complete_outbox`], only rows still in
+    /// `sending` move; returns how many did.
+    pub async fn complete_outbox_many(&self, done: &[Completion]) -> Result<u64> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let mut moved = 0;
+        let mut sent = Vec::with_capacity(done.len());
+        for d in done {
+            let sent_at = (d.outcome == Outcome::Sent).then_some(d.at);
+            let r = sqlx::query("UPDATE campaign_outbox SET state = $1, detail = $2, updated_at = $3, sent_at = $4 WHERE id = $5 AND state = 'sending'")
+                .bind(d.outcome.as_str())
+                .bind(&d.detail)
+                .bind(d.at)
+                .bind(sent_at)
+                .bind(d.outbox_id)
+                .execute(&mut *tx)
+                .await?;
+            moved += r.rows_affected();
+            if r.rows_affected() == 1 && d.outcome == Outcome::Sent {
+                sent.push(d);
+            }
+        }
+        for chunk in sent.chunks(IN_CHUNK) {
+            let sql = crate::import::values_sql(self.backend, "INSERT INTO campaign_events (message_id, outbox_id, party_id, kind, at)", 5, chunk.len(), "");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                q = q.bind(d.message_id).bind(d.outbox_id).bind(d.party_id.0).bind("sent").bind(d.at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// Closes a claimed row. Only a row in `sending` moves, so a late
@@ -464,6 +546,53 @@ impl Store {
     /// The merge context of a recipient (for the sender).
     pub async fn merge_context(&self, party: PartyId) -> Result<serde_json::Value> {
         Ok(campaigns_template::party_context(&self.get_party(&Actor::system(), party).await?))
+    }
+
+    /// The merge contexts of many recipients in four statements per 500
+    /// (the sender's batch), equal to [`Store::merge_context`] for each;
+    /// parties that no longer exist are absent from the map.
+    pub async fn merge_contexts(&self, parties: &[PartyId]) -> Result<HashMap<i64, serde_json::Value>> {
+        let mut out = HashMap::with_capacity(parties.len());
+        for chunk in parties.chunks(IN_CHUNK) {
+            let list = crate::import::in_list(self.backend, chunk.len());
+            let q = |sql: String| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for p in chunk {
+                    q = q.bind(p.0);
+                }
+                q
+            };
+            let mut conn = self.read.acquire().await?;
+            let mut firsts: [HashMap<i64, String>; 2] = [HashMap::new(), HashMap::new()];
+            for (i, table, col) in [(0, "party_emails", "email"), (1, "party_phones", "e164")] {
+                for r in q(format!("SELECT party_id, {col} FROM {table} WHERE party_id IN ({list}) ORDER BY party_id, position, id")).fetch_all(&mut *conn).await? {
+                    firsts[i].entry(r.try_get(0)?).or_insert(r.try_get(1)?);
+                }
+            }
+            let mut chars: HashMap<i64, std::collections::BTreeMap<String, String>> = HashMap::new();
+            for r in q(format!("SELECT party_id, key, value FROM party_chars WHERE party_id IN ({list})")).fetch_all(&mut *conn).await? {
+                chars.entry(r.try_get(0)?).or_default().insert(r.try_get(1)?, r.try_get(2)?);
+            }
+            for r in q(format!("SELECT id, name, first_name, last_name, kind, stage, city, zone FROM parties WHERE id IN ({list})")).fetch_all(&mut *conn).await? {
+                let id: i64 = r.try_get(0)?;
+                let opt = |i: usize| r.try_get::<Option<String>, _>(i).map(Option::unwrap_or_default);
+                let ctx = serde_json::json!({
+                    "party_id": id,
+                    "name": r.try_get::<String, _>(1)?,
+                    "first_name": opt(2)?,
+                    "last_name": opt(3)?,
+                    "kind": r.try_get::<String, _>(4)?,
+                    "stage": r.try_get::<String, _>(5)?,
+                    "city": opt(6)?,
+                    "zone": opt(7)?,
+                    "email": firsts[0].remove(&id).unwrap_or_default(),
+                    "phone": firsts[1].remove(&id).unwrap_or_default(),
+                    "characteristics": chars.remove(&id).unwrap_or_default(),
+                });
+                out.insert(id, ctx);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn send_info(&self, message: MessageId) -> Result<SendInfo> {

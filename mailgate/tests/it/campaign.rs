@@ -363,3 +363,67 @@ async fn event_log_cost() {
         );
     }
 }
+
+/// The sender's batched reads and group commit keep the outbox contract:
+/// `merge_contexts` equals `merge_context` for every recipient; rows a
+/// crashed sender left `sending` come back after the lease with the same
+/// Message-ID; a group commit moves only rows still `sending`, records one
+/// `sent` event each, and a late duplicate commit changes nothing.
+#[tokio::test]
+async fn batched_contexts_and_the_group_commit_keep_the_outbox_contract() {
+    use crm::campaigns::{Completion, Outcome};
+    each_store(|ts| async move {
+        let store = ts.store.clone();
+        let mut ids = vec![];
+        for (i, city) in ["Roma", "Bari", "Lecce"].iter().enumerate() {
+            ids.push(person(&store, &format!("P{i}"), &format!("p{i}@example.com"), city).await);
+        }
+        // A party with a phone, a second email and no first name.
+        let extra = PartyInput {
+            kind: "company".into(),
+            name: Some("Vini Srl".into()),
+            emails: vec![EmailInput { address: "info@vini.example".into(), kind: None }, EmailInput { address: "b@vini.example".into(), kind: None }],
+            phones: vec![crm::parties::PhoneInput { number: "+390612345678".into(), kind: None }],
+            ..Default::default()
+        };
+        let v = store.create_party(&Actor::system(), extra).await.expect("party").id;
+        store.set_consent(&Actor::system(), v, Channel::Email, true, "test").await.expect("consent");
+        ids.push(v);
+        let batch = store.merge_contexts(&ids).await.expect("contexts");
+        for id in &ids {
+            assert_eq!(batch.get(&id.0), Some(&store.merge_context(*id).await.expect("context")), "{}: party {}", ts.name, id.0);
+        }
+        assert!(store.merge_contexts(&[crm::PartyId(999_999)]).await.expect("none").is_empty());
+
+        let list = store.create_list(&Actor::system(), NewList { name: "l".into(), description: None, kind: ListKind::Static, filter: None, party_ids: ids.clone() }).await.expect("list");
+        let camp = store.create_campaign("c", "", 0, None, 1).await.expect("campaign");
+        let msg = store.add_campaign_message(camp.id, Channel::Email, "s", "t", "", list.id, 1).await.expect("msg");
+        assert_eq!(store.launch_message(msg, "e.org", 2).await.expect("launch"), 4);
+        // p0 withdraws consent, p1's address is suppressed: closed at claim.
+        store.set_consent(&Actor::system(), ids[0], Channel::Email, false, "test").await.expect("consent");
+        let supp = store.merge_contexts(&ids[1..2]).await.expect("ctx")[&ids[1].0]["email"].as_str().expect("email").to_string();
+        store.record_bounce(row_of(&store, msg, &supp).await, "userunknown", true, 5).await.expect("bounce");
+        let first = store.claim_outbox(msg, 10, 1_000, 10).await.expect("claim");
+        assert_eq!(first.len(), 2, "{}: {first:?}", ts.name);
+        let m = store.message_monitor(msg).await.expect("monitor");
+        assert_eq!((m.suppressed, m.queued), (2, 2));
+        // The sender "crashed" after the relay's 250: no completion. Within
+        // the lease nobody else gets the rows; after it, they come back with
+        // the same Message-IDs.
+        assert!(store.claim_outbox(msg, 10, 1_000, 500).await.expect("claim").is_empty());
+        let again = store.claim_outbox(msg, 10, 1_000, 1_011).await.expect("reclaim");
+        assert_eq!(again.iter().map(|c| (&c.message_key, c.outbox_id)).collect::<Vec<_>>(), first.iter().map(|c| (&c.message_key, c.outbox_id)).collect::<Vec<_>>());
+        let done: Vec<Completion> = again
+            .iter()
+            .map(|c| Completion { outbox_id: c.outbox_id, message_id: msg, party_id: c.party_id, outcome: Outcome::Sent, detail: "250 ok".into(), at: 1_100 })
+            .collect();
+        assert_eq!(store.complete_outbox_many(&done).await.expect("commit"), 2);
+        assert_eq!(store.complete_outbox_many(&done).await.expect("late duplicate"), 0);
+        assert!(store.claim_outbox(msg, 10, 1_000, 10_000_000).await.expect("claim").is_empty(), "never sent again once sent");
+        let m = store.message_monitor(msg).await.expect("monitor");
+        assert_eq!((m.sent, m.suppressed, m.queued), (2, 2, 0));
+        let sent_events: i64 = m.events.iter().filter(|(k, _, _)| k == "sent").map(|(_, _, n)| n).sum();
+        assert_eq!(sent_events, 2, "one sent event per row: {:?}", m.events);
+    })
+    .await;
+}
