@@ -95,3 +95,126 @@ async fn screen_pops_are_cut_to_the_reps_team() {
     assert!(web::ws::pop_for(&mkt, &pop).is_none(), "marketers take no calls");
     assert_eq!(web::ws::pop_for(&sys, &pop).map(|p| p.parties.len()), Some(2));
 }
+
+/// Desk events reach the agent they concern and supervisors, never another
+/// agent; party cards in a card pop are cut to the viewer's team scope.
+#[tokio::test]
+async fn desk_events_are_cut_per_actor() {
+    use web::console::desk::{DeskEvent, event_for};
+    let app = spawn_sqlite().await;
+    let sys = Actor::system();
+    let ta = app.store.create_team(&sys, NewTeam { name: "A".into(), parent_id: None, lead_user_id: None }).await.expect("team").id;
+    let tb = app.store.create_team(&sys, NewTeam { name: "B".into(), parent_id: None, lead_user_id: None }).await.expect("team").id;
+    let a = app.user("ag_a", "agent", Some(ta)).await;
+    let b = app.user("ag_b", "agent", Some(tb)).await;
+    app.user("sup", "supervisor", None).await;
+    let p = crm::parties::PartyInput { kind: "person".into(), name: Some("Lead of B".into()), owner_id: Some(b), phones: vec![crm::parties::PhoneInput { number: "+39 02 5555 0101".into(), kind: None }], ..Default::default() };
+    app.store.create_party(&sys, p).await.expect("party");
+    let number = PhoneNumber::parse("+390255550101", app.store.default_region()).expect("number");
+    let parties = app.store.lookup_by_phone(&number).await.expect("lookup");
+    let to_b = DeskEvent::Connected { user: b.0, campaign: Some(1), call: "c1".into(), number: "+390255550101".into(), parties, at: 0 };
+    let state_a = DeskEvent::Agent { user: a.0, username: "ag_a".into(), campaign: 1, state: Some("ready".into()), reason: None, at: 0 };
+    let ag_a = app.store.authenticate("ag_a", "ag_a-password").await.expect("auth");
+    let ag_b = app.store.authenticate("ag_b", "ag_b-password").await.expect("auth");
+    let sup = app.store.authenticate("sup", "sup-password").await.expect("auth");
+    assert!(event_for(&ag_a, &to_b).is_none(), "another agent's card pop");
+    assert!(event_for(&ag_a, &state_a).is_some(), "one's own state");
+    assert!(event_for(&ag_b, &state_a).is_none(), "another agent's state");
+    match event_for(&ag_b, &to_b) {
+        Some(DeskEvent::Connected { parties, .. }) => assert_eq!(parties.len(), 1),
+        other => panic!("agent B gets its pop: {other:?}"),
+    }
+    assert!(event_for(&sup, &state_a).is_some() && event_for(&sup, &to_b).is_some(), "supervisors see every agent");
+    let json = serde_json::to_value(&to_b).expect("json");
+    assert_eq!(json["type"], "connected");
+}
+
+/// The softphone over HTTP: session required, a bad offer is a field error
+/// and opens nothing, and a real WebRTC client (the `webrtc` crate, PCMU
+/// only) gets an answer, connects over ICE/DTLS-SRTP on loopback, and its
+/// RTP is counted by the server's relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softphone_leg_from_a_webrtc_client() {
+    use ::rtc::media_stream::MediaStreamTrack;
+    use ::rtc::peer_connection::configuration::media_engine::{MIME_TYPE_PCMU, MediaEngine};
+    use ::rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+    use ::webrtc::media_stream::track_local::TrackLocal;
+    use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+    use ::webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCSessionDescription};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    struct Gathered(tokio::sync::mpsc::Sender<()>);
+    #[async_trait::async_trait]
+    impl PeerConnectionEventHandler for Gathered {
+        async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+            if s == RTCIceGatheringState::Complete {
+                let _ = self.0.try_send(());
+            }
+        }
+    }
+
+    let app = spawn_sqlite().await;
+    assert!(app.sip.is_some(), "the harness runs SIP");
+    app.user("ag", "agent", None).await;
+    let s = app.login("ag").await;
+    assert_eq!(app.post(&Session::default(), "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::UNAUTHORIZED);
+    let bad = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"})).await;
+    assert_eq!(bad.problem(422), ["sdp"]);
+    assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND, "a bad offer opens nothing");
+    let no_phone = app.post(&s, "/api/console/campaigns/1/agent", serde_json::json!({"action": "login"})).await;
+    assert_eq!(no_phone.status, StatusCode::CONFLICT, "{}", no_phone.text);
+
+    let pcmu = RTCRtpCodec { mime_type: MIME_TYPE_PCMU.to_owned(), clock_rate: 8000, channels: 1, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] };
+    let mut engine = MediaEngine::default();
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: pcmu.clone(), payload_type: 0 }, RtpCodecKind::Audio).expect("codec");
+    let (tx, mut gathered) = tokio::sync::mpsc::channel(1);
+    let settings = ::rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder::new().with_include_loopback_candidate(true).build();
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(engine)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Gathered(tx)))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+        .build()
+        .await
+        .expect("client pc");
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "client".into(),
+        "mic".into(),
+        "mic".into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(0x1234_5678), ..Default::default() }, codec: pcmu, ..Default::default() }],
+    )));
+    pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.expect("track");
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
+    let offer = pc.local_description().await.expect("offer sdp").sdp;
+    let r = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": offer})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let answer = r.body["sdp"].as_str().expect("answer").to_string();
+    assert!(answer.contains("PCMU/8000") && !answer.to_lowercase().contains("telephone-event"), "{answer}");
+    let leg = r.body["leg"].as_str().expect("leg").to_string();
+    pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("remote");
+
+    let mut seq = 0u16;
+    let mut now = serde_json::Value::Null;
+    for _ in 0..250 {
+        seq = seq.wrapping_add(1);
+        let header = ::rtc::rtp::Header { version: 2, payload_type: 0, sequence_number: seq, timestamp: u32::from(seq) * 160, ssrc: 0x1234_5678, ..Default::default() };
+        let _ = track.write_rtp(::rtc::rtp::Packet { header, payload: vec![0xffu8; 160].into() }).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if seq % 10 == 0 {
+            now = app.get(&s, "/api/console/softphone").await.body;
+            if now["from_browser"].as_u64().unwrap_or(0) >= 10 {
+                break;
+            }
+        }
+    }
+    assert_eq!(now["leg"], leg);
+    assert_eq!(now["state"], "connected", "{now}");
+    assert!(now["from_browser"].as_u64().unwrap_or(0) >= 10, "the relay counts the client's RTP: {now}");
+    assert_eq!(app.call(&s, hyper::Method::DELETE, "/api/console/softphone", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND);
+    let _ = pc.close().await;
+}
