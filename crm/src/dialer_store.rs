@@ -132,6 +132,12 @@ pub struct DialerConfig {
     /// Questionnaire shown to the agent; answers are stored per attempt.
     #[serde(default)]
     pub script: Vec<Question>,
+    /// The assumed share of machine-classified answers that were really
+    /// people (AMD false positives), for the UK (Ofcom) abandon form:
+    /// abandons + machines × this rate, over live answers + the same
+    /// estimate. 0 when AMD is off.
+    #[serde(default)]
+    pub amd_fp_rate: f64,
 }
 
 fn default_mode() -> String {
@@ -204,6 +210,9 @@ impl DialerConfig {
             if rule.after_minutes < 1 || rule.max < 0 {
                 p.push(f, "after_minutes must be ≥ 1 and max ≥ 0");
             }
+        }
+        if !(self.amd_fp_rate >= 0.0 && self.amd_fp_rate <= 1.0) {
+            p.push("amd_fp_rate", "must be a fraction between 0 and 1");
         }
         if r.max_attempts < 1 {
             p.push("retry.max_attempts", "must be at least 1");
@@ -343,6 +352,12 @@ pub enum AttemptResult {
     Abandoned,
     /// Talked to an agent; the disposition decides.
     Disposed { final_: bool, callback_at: Option<Millis>, callback_agent: Option<UserId> },
+    /// Preview: the agent skipped the card. The lead goes back to the queue
+    /// (after the busy interval) and the attempt does not count.
+    Skipped,
+    /// The agent's leg died while the call was theirs: retried like a
+    /// carrier failure.
+    AgentGone,
 }
 
 impl AttemptResult {
@@ -355,6 +370,8 @@ impl AttemptResult {
             AttemptResult::Abandoned => "abandoned",
             AttemptResult::Disposed { final_: true, .. } => "disposed",
             AttemptResult::Disposed { .. } => "callback",
+            AttemptResult::Skipped => "skipped",
+            AttemptResult::AgentGone => "agent_gone",
         }
     }
 }
@@ -614,6 +631,15 @@ impl crate::Store {
     /// lacking required consent are closed as `dnc`, and leads outside their
     /// call window are moved to their next opening — neither is dialed.
     pub async fn dialer_claim(&self, id: DialerCampaignId, n: usize, now: Millis, node_id: &str) -> Result<ClaimReport> {
+        self.dialer_claim_for(id, n, now, node_id, None).await
+    }
+
+    /// [`Store::dialer_claim`] restricted to callbacks that can be served
+    /// now: with `Some(agents)`, a callback reserved for one agent is
+    /// claimed only when that agent is among `agents` (the agents ready on
+    /// the claiming node); otherwise it keeps waiting in the queue, due,
+    /// for its agent to come back. `None` claims every due lead.
+    pub async fn dialer_claim_for(&self, id: DialerCampaignId, n: usize, now: Millis, node_id: &str, agents: Option<&[UserId]>) -> Result<ClaimReport> {
         let camp = self.get_dialer_campaign(id).await?;
         let window = camp.config.window().map_err(|e| Error::invalid("window", e))?;
         let holidays = camp.config.holiday_dates();
@@ -627,6 +653,15 @@ impl crate::Store {
         };
         // Over-fetch: some candidates may be deferred or DNC.
         let limit = (n * 3 + 8) as i64;
+        // Placeholders only ($4, $5, …): the agent ids are bound.
+        let only = match agents {
+            None => String::new(),
+            Some([]) => " AND l.callback_agent IS NULL".to_string(),
+            Some(list) => {
+                let ph: Vec<String> = (0..list.len()).map(|i| format!("${}", i + 4)).collect();
+                format!(" AND (l.callback_agent IS NULL OR l.callback_agent IN ({}))", ph.join(", "))
+            }
+        };
         let mut tx = self.begin().await?;
         if self.backend == Backend::Sqlite {
             // Take SQLite's write lock first: a read-then-write transaction
@@ -635,20 +670,20 @@ impl crate::Store {
             // under the busy timeout like any writer.
             sqlx::query("UPDATE dialer_campaigns SET running = running WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT l.id, l.party_id, l.e164, l.tz, l.attempts, l.callback_agent, l.last_abandon_at, \
              COALESCE((SELECT p.do_not_call FROM parties p WHERE p.id = l.party_id), 0) AS party_dnc, \
              (SELECT COUNT(*) FROM dialer_dnc d WHERE d.e164 = l.e164) AS listed, \
              (SELECT COUNT(*) FROM party_consents c WHERE c.party_id = l.party_id AND c.channel = 'phone' AND c.granted = 1) AS consent, \
              (SELECT COUNT(*) FROM party_consents c WHERE c.party_id = l.party_id AND c.channel = 'phone' AND c.granted = 0) AS refused \
-             FROM dialer_leads l WHERE l.campaign_id = $1 AND l.state = 'ready' AND l.due_at <= $2 \
+             FROM dialer_leads l WHERE l.campaign_id = $1 AND l.state = 'ready' AND l.due_at <= $2{only} \
              ORDER BY l.priority DESC, l.due_at, l.id LIMIT $3{lock}"
-        )))
-        .bind(id.0)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        )));
+        let mut q = q.bind(id.0).bind(now).bind(limit);
+        for a in agents.unwrap_or(&[]) {
+            q = q.bind(a.0);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
         for r in rows {
             if report.leads.len() >= n {
                 break;
@@ -802,7 +837,8 @@ impl crate::Store {
                 let (s, d) = retry(mach, rules.machine);
                 (s, d, None, None)
             }
-            AttemptResult::Failed => {
+            AttemptResult::Skipped => ("ready", now + rules.busy.after_minutes * min, None, None),
+            AttemptResult::Failed | AttemptResult::AgentGone => {
                 if out_of_attempts { ("exhausted", now, None, None) } else { ("ready", now + rules.busy.after_minutes * min, None, None) }
             }
             AttemptResult::Abandoned => {
@@ -822,11 +858,13 @@ impl crate::Store {
             _ => (0, 0, 0),
         };
         let is_callback = matches!(result, AttemptResult::Disposed { final_: false, .. });
+        // A skipped preview card was never dialed: it does not count.
+        let uncount = i64::from(result == AttemptResult::Skipped);
         sqlx::query(
             "UPDATE dialer_leads SET state = $1, due_at = $2, busy_count = busy_count + $3, no_answer_count = no_answer_count + $4, \
              machine_count = machine_count + $5, last_result = $6, last_abandon_at = COALESCE($7, last_abandon_at), \
-             callback_agent = $8, priority = CASE WHEN $9 = 1 THEN priority + 100 ELSE priority END, node_id = NULL, updated_at = $10 \
-             WHERE id = $11",
+             callback_agent = $8, priority = CASE WHEN $9 = 1 THEN priority + 100 ELSE priority END, node_id = NULL, updated_at = $10, \
+             attempts = attempts - $12 WHERE id = $11",
         )
         .bind(state)
         .bind(due)
@@ -839,6 +877,7 @@ impl crate::Store {
         .bind(i64::from(is_callback))
         .bind(now)
         .bind(lead)
+        .bind(uncount)
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE dialer_attempts SET ended_at = $1, result = $2, abandoned = $3 WHERE id = $4")
@@ -856,6 +895,19 @@ impl crate::Store {
     /// back to `ready`, due now, and its open attempts are closed as
     /// `crashed`. Returns how many leads were recycled.
     pub async fn dialer_recover(&self, node_id: &str, now: Millis) -> Result<u64> {
+        // A disposition the agent posted whose CRM steps or booking did not
+        // finish before the crash is finished as posted — not recycled, so
+        // the callee is not called again for a conversation already had.
+        let posted = sqlx::query("SELECT id, disposition FROM dialer_attempts WHERE node_id = $1 AND ended_at IS NULL AND disposition IS NOT NULL ORDER BY id")
+            .bind(node_id)
+            .fetch_all(&self.write)
+            .await?;
+        for r in posted {
+            let id: i64 = r.try_get("id")?;
+            let json: String = r.try_get("disposition")?;
+            let Ok(result) = serde_json::from_str::<AttemptResult>(&json) else { continue };
+            self.dialer_dispose_steps(&Actor::system(), id, result, now).await?;
+        }
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE dialer_attempts SET ended_at = $1, result = 'crashed' WHERE node_id = $2 AND ended_at IS NULL")
             .bind(now)
@@ -966,4 +1018,306 @@ async fn mark(tx: &mut sqlx::Transaction<'static, sqlx::Any>, lead: LeadId, stat
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The CRM side of a disposition: an outcome of the `Call` action type in
+/// the outcome graph (seed 004), with the agent's notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallOutcome {
+    pub outcome_id: crate::outcomes::OutcomeId,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// What a disposition did, in the hopper and in the CRM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DisposeReport {
+    /// The lead's state after the retry rules.
+    pub lead_state: String,
+    /// The `Call` activity completed with the outcome (when the lead has a party).
+    pub activity_id: Option<crate::ActivityId>,
+    /// The follow-up the outcome graph scheduled.
+    pub follow_up_id: Option<crate::ActivityId>,
+    pub commercial_state_id: Option<crate::CommercialStateId>,
+    pub points: i64,
+}
+
+/// One dial attempt: the dialer's call record.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub lead_id: LeadId,
+    pub node_id: String,
+    pub call_id: Option<String>,
+    pub agent_id: Option<UserId>,
+    pub started_at: Millis,
+    pub answered_at: Option<Millis>,
+    pub bridged_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    /// `busy`, `no_answer`, `machine`, `failed`, `abandoned`, `disposed`,
+    /// `callback`, `skipped`, `agent_gone` or `crashed`; none while open.
+    pub result: Option<String>,
+    pub outcome_id: Option<crate::outcomes::OutcomeId>,
+    pub activity_id: Option<crate::ActivityId>,
+    pub notes: Option<String>,
+    pub recording: Option<String>,
+}
+
+/// Abandon rates of a campaign over its measurement windows, from the
+/// stored attempts (so they survive restarts and span nodes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AbandonStats {
+    /// Live answers (talked to an agent, or abandoned) in the last 30 days.
+    pub live_30d: i64,
+    pub abandons_30d: i64,
+    /// Answers classified as machines in the last 30 days.
+    pub machine_30d: i64,
+    /// TSR form: abandons / live answers, last 30 days.
+    pub tsr_30d: f64,
+    /// UK form: (abandons + machines × AMD FP rate) / (live + the same estimate).
+    pub uk_30d: f64,
+    /// The worst rolling 24 h window within the 30 days, TSR form.
+    pub worst_24h_tsr: f64,
+    /// End of that window (unix millis; none without live answers).
+    pub worst_24h_tsr_end: Option<Millis>,
+    pub worst_24h_uk: f64,
+    pub worst_24h_uk_end: Option<Millis>,
+    /// Answer → bridge latency over the 30 days, in ms.
+    pub bridged_30d: i64,
+    pub bridge_p50_ms: i64,
+    pub bridge_p99_ms: i64,
+    /// Due callbacks reserved for one agent, waiting for that agent.
+    pub callbacks_waiting: i64,
+}
+
+const DAY: Millis = 24 * 3_600_000;
+
+/// TSR and UK rates of counts; 0 with nothing answered.
+fn rates(live: f64, ab: f64, mach: f64, fp: f64) -> (f64, f64) {
+    let tsr = if live > 0.0 { ab / live } else { 0.0 };
+    let est = mach * fp;
+    let uk = if live + est > 0.0 { (ab + est) / (live + est) } else { 0.0 };
+    (tsr, uk)
+}
+
+/// The worst rolling-24 h abandon rates over events `(ended_at, live,
+/// abandoned, machine)` sorted by time: every window ending at an event.
+pub fn worst_24h(events: &[(Millis, bool, bool, bool)], fp: f64) -> ((f64, Option<Millis>), (f64, Option<Millis>)) {
+    let (mut lo, mut live, mut ab, mut mach) = (0usize, 0f64, 0f64, 0f64);
+    let (mut tsr, mut uk) = ((0.0, None), (0.0, None));
+    for (hi, &(t, l, a, m)) in events.iter().enumerate() {
+        live += f64::from(u8::from(l));
+        ab += f64::from(u8::from(a));
+        mach += f64::from(u8::from(m));
+        while lo < hi && events[lo].0 <= t - DAY {
+            let (_, l, a, m) = events[lo];
+            live -= f64::from(u8::from(l));
+            ab -= f64::from(u8::from(a));
+            mach -= f64::from(u8::from(m));
+            lo += 1;
+        }
+        let (x, y) = rates(live, ab, mach, fp);
+        if x > tsr.0 {
+            tsr = (x, Some(t));
+        }
+        if y > uk.0 {
+            uk = (y, Some(t));
+        }
+    }
+    (tsr, uk)
+}
+
+const ATTEMPT_COLS: &str = "id, lead_id, node_id, call_id, agent_id, started_at, answered_at, bridged_at, ended_at, result, outcome_id, activity_id, notes, recording";
+
+impl crate::Store {
+    /// Books an agent's disposition of an attempt: the CRM outcome (a
+    /// `Call` activity on the lead's party completed through the outcome
+    /// graph — commercial state, follow-up, points), then the hopper (retry
+    /// rules, callbacks) and the attempt record.
+    ///
+    /// Exactly once across a crash: the disposition and the activity are
+    /// written on the attempt first, in one transaction; the completion and
+    /// the booking follow, and [`Store::dialer_recover`] finishes whatever
+    /// a crash interrupted, as posted. An outcome the graph does not allow
+    /// for a call is `Invalid` and changes nothing; a closed attempt is a
+    /// `Conflict`.
+    pub async fn dialer_dispose(&self, actor: &Actor, attempt_id: i64, result: AttemptResult, outcome: Option<CallOutcome>, now: Millis) -> Result<DisposeReport> {
+        let call_type = match &outcome {
+            Some(o) => {
+                let t = self.ensure_action_type(&Actor::system(), "Call").await?;
+                if !self.allowed_outcomes(t).await?.iter().any(|x| x.id == o.outcome_id) {
+                    return Err(Error::invalid("outcome_id", "not an allowed outcome of a call in the outcome graph"));
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        let notes = crate::activities::clean_notes(outcome.as_ref().and_then(|o| o.notes.clone()))?;
+        let json = serde_json::to_string(&result).map_err(|_| Error::invalid("disposition", "not serialisable"))?;
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("UPDATE dialer_attempts SET id = id WHERE id = $1").bind(attempt_id).execute(&mut *tx).await?;
+        }
+        let row = sqlx::query(
+            "SELECT a.ended_at, a.agent_id, a.activity_id, a.disposition, l.party_id FROM dialer_attempts a \
+             JOIN dialer_leads l ON l.id = a.lead_id WHERE a.id = $1",
+        )
+        .bind(attempt_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("dial attempt"))?;
+        if row.try_get::<Option<i64>, _>("ended_at")?.is_some() || row.try_get::<Option<String>, _>("disposition")?.is_some() {
+            return Err(Error::Conflict);
+        }
+        let agent = row.try_get::<Option<i64>, _>("agent_id")?.map(UserId);
+        let party = row.try_get::<Option<i64>, _>("party_id")?.map(PartyId);
+        let mut activity = row.try_get::<Option<i64>, _>("activity_id")?.map(crate::ActivityId);
+        if let (Some(t), Some(party), None) = (call_type, party, activity) {
+            let new = crate::activities::NewActivity {
+                kind: crate::activities::ActivityKind::Call,
+                party_id: party,
+                deal_id: None,
+                action_type_id: t,
+                owner_id: agent.or(actor.log_id().map(UserId)),
+                subject: "Dialer call".into(),
+                notes: None,
+                due_at: Some(now),
+                parent_activity_id: None,
+                follow_up_of: None,
+            };
+            activity = Some(crate::activities::insert_activity(&mut tx, actor, &new, now).await?.id);
+        }
+        sqlx::query("UPDATE dialer_attempts SET disposition = $1, outcome_id = $2, notes = $3, activity_id = $4 WHERE id = $5")
+            .bind(&json)
+            .bind(outcome.as_ref().map(|o| o.outcome_id.0))
+            .bind(&notes)
+            .bind(activity.map(|a| a.0))
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        // Points go to the agent who had the call: when someone else posts
+        // for them, the completion runs as the system (points to the owner).
+        let by = if agent.is_none() || agent == Some(actor.user) { actor.clone() } else { Actor::system() };
+        self.dialer_dispose_steps(&by, attempt_id, result, now).await
+    }
+
+    /// The steps after the intent is stored: complete the activity (a
+    /// completed one is left alone), then book the attempt (a booked one
+    /// is left alone). Safe to repeat.
+    async fn dialer_dispose_steps(&self, actor: &Actor, attempt_id: i64, result: AttemptResult, now: Millis) -> Result<DisposeReport> {
+        let row = sqlx::query("SELECT activity_id, outcome_id, notes, ended_at, result FROM dialer_attempts WHERE id = $1")
+            .bind(attempt_id)
+            .fetch_optional(&self.write)
+            .await?
+            .ok_or(Error::NotFound("dial attempt"))?;
+        let mut rep = DisposeReport::default();
+        let activity = row.try_get::<Option<i64>, _>("activity_id")?.map(crate::ActivityId);
+        let outcome = row.try_get::<Option<i64>, _>("outcome_id")?.map(crate::outcomes::OutcomeId);
+        if let (Some(a), Some(o)) = (activity, outcome) {
+            rep.activity_id = Some(a);
+            let notes: Option<String> = row.try_get("notes")?;
+            match self.complete_activity(actor, a, Some(o), notes, now).await {
+                Ok(done) => {
+                    rep.follow_up_id = done.follow_up.map(|f| f.id);
+                    rep.commercial_state_id = done.commercial_state_id;
+                    rep.points = done.points;
+                }
+                Err(Error::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        rep.lead_state = match self.dialer_finish(attempt_id, result, now).await {
+            Ok(s) => s,
+            Err(Error::Conflict) => {
+                sqlx::query_scalar("SELECT l.state FROM dialer_leads l JOIN dialer_attempts a ON a.lead_id = l.id WHERE a.id = $1")
+                    .bind(attempt_id)
+                    .fetch_one(&self.write)
+                    .await?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(rep)
+    }
+
+    /// Records where an attempt's call was recorded.
+    pub async fn dialer_attempt_recording(&self, attempt_id: i64, path: &str) -> Result<()> {
+        sqlx::query("UPDATE dialer_attempts SET recording = $1 WHERE id = $2").bind(path).bind(attempt_id).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// A campaign's attempts (call records), oldest first.
+    pub async fn dialer_attempts(&self, id: DialerCampaignId) -> Result<Vec<AttemptRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ATTEMPT_COLS} FROM dialer_attempts WHERE campaign_id = $1 ORDER BY id")))
+            .bind(id.0)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRow {
+                    id: r.try_get("id")?,
+                    lead_id: LeadId(r.try_get("lead_id")?),
+                    node_id: r.try_get("node_id")?,
+                    call_id: r.try_get("call_id")?,
+                    agent_id: r.try_get::<Option<i64>, _>("agent_id")?.map(UserId),
+                    started_at: r.try_get("started_at")?,
+                    answered_at: r.try_get("answered_at")?,
+                    bridged_at: r.try_get("bridged_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    result: r.try_get("result")?,
+                    outcome_id: r.try_get::<Option<i64>, _>("outcome_id")?.map(crate::outcomes::OutcomeId),
+                    activity_id: r.try_get::<Option<i64>, _>("activity_id")?.map(crate::ActivityId),
+                    notes: r.try_get("notes")?,
+                    recording: r.try_get("recording")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Abandon rates over the last 30 days and the worst 24 h window
+    /// within them (TSR and UK forms), answer→bridge percentiles, and the
+    /// callbacks waiting for their agent.
+    pub async fn dialer_abandon_stats(&self, id: DialerCampaignId, now: Millis) -> Result<AbandonStats> {
+        let fp = self.get_dialer_campaign(id).await?.config.amd_fp_rate;
+        let from = now - 30 * DAY;
+        let rows = sqlx::query(
+            "SELECT ended_at, result, answered_at, bridged_at FROM dialer_attempts WHERE campaign_id = $1 AND ended_at IS NOT NULL \
+             AND ended_at > $2 AND ended_at <= $3 AND result IN ('abandoned','disposed','callback','machine','agent_gone') ORDER BY ended_at, id",
+        )
+        .bind(id.0)
+        .bind(from)
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        let mut st = AbandonStats::default();
+        let mut events = Vec::with_capacity(rows.len());
+        let mut lat = Vec::new();
+        for r in rows {
+            let t: Millis = r.try_get("ended_at")?;
+            let res: String = r.try_get("result")?;
+            let (live, ab, mach) = (res != "machine", res == "abandoned", res == "machine");
+            st.live_30d += i64::from(live);
+            st.abandons_30d += i64::from(ab);
+            st.machine_30d += i64::from(mach);
+            events.push((t, live, ab, mach));
+            if let (Some(a), Some(b)) = (r.try_get::<Option<i64>, _>("answered_at")?, r.try_get::<Option<i64>, _>("bridged_at")?) {
+                lat.push((b - a).max(0));
+            }
+        }
+        (st.tsr_30d, st.uk_30d) = rates(st.live_30d as f64, st.abandons_30d as f64, st.machine_30d as f64, fp);
+        let (tsr, uk) = worst_24h(&events, fp);
+        (st.worst_24h_tsr, st.worst_24h_tsr_end, st.worst_24h_uk, st.worst_24h_uk_end) = (tsr.0, tsr.1, uk.0, uk.1);
+        lat.sort_unstable();
+        st.bridged_30d = lat.len() as i64;
+        let pct = |p: f64| if lat.is_empty() { 0 } else { lat[((lat.len() - 1) as f64 * p).round() as usize] };
+        (st.bridge_p50_ms, st.bridge_p99_ms) = (pct(0.5), pct(0.99));
+        st.callbacks_waiting = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM dialer_leads WHERE campaign_id = $1 AND state = 'ready' AND callback_agent IS NOT NULL AND due_at <= $2",
+        )
+        .bind(id.0)
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(st)
+    }
 }

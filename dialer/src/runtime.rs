@@ -12,9 +12,24 @@
 //! is hung up and counted as an **abandon**. Everything that happens is fed
 //! back to the pacer as [`pacing::Event`]s, exactly as the simulator does.
 //!
-//! Commands (agent login/ready/pause/logout, dispositions, stats, stop)
-//! arrive on a channel through [`CampaignHandle`], so the task owns all of
-//! its state and needs no locks.
+//! Commands (agent login/ready/pause/logout, dispositions, preview
+//! dial/skip, stats, stop) arrive on a channel through [`CampaignHandle`],
+//! so the task owns all of its state and needs no locks.
+//!
+//! Reservations: in preview mode each ready agent is **reserved** with the
+//! next lead's card (the lead is claimed, its attempt open) until they dial
+//! or skip it. In every mode a due callback meant for one agent only is
+//! claimed only while that agent is ready here; the agent is reserved for
+//! it, and the answer goes to them alone. While the agent is away such a
+//! callback stays due in the queue and waits for them (shown as
+//! `callbacks_waiting` in the store's stats) — it is never given to
+//! someone else.
+//!
+//! Agent legs die (a softphone closes, a network drops): the task hears the
+//! leg's end like any call's, logs the agent out and never bridges to that
+//! leg again; a call the agent was on is hung up and booked `agent_gone`
+//! (retried later), an undisposed wrap-up is booked as a callback for
+//! anyone.
 //!
 //! Durability: every claim opens an attempt record in the store before
 //! dialing, answers and bridges are written as they happen, and every end
@@ -27,8 +42,8 @@
 
 use crate::agents::{Agent, AgentState};
 use crate::pacing::{self, AgentId, CallId, Event, Pacer, PacingMode, Time};
-use crm::dialer_store::{AttemptResult, DialerCampaignId, DialerConfig};
-use crm::{Millis, Store, UserId};
+use crm::dialer_store::{AttemptResult, CallOutcome, ClaimedLead, DialerCampaignId, DialerConfig, DisposeReport};
+use crm::{Actor, Millis, Store, UserId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -65,6 +80,11 @@ pub trait Lines: Send + Sync + 'static {
     /// Plays the safe-harbour prompt, then hangs up.
     fn abandon(&self, call: &str, prompt: &str) -> impl Future<Output = Result<(), String>> + Send;
     fn hangup(&self, call: &str) -> impl Future<Output = Result<(), String>> + Send;
+    /// Whether an agent's leg is still up (checked when a bridge fails, to
+    /// tell a dead agent leg from a callee who just left).
+    fn leg_alive(&self, _leg: &str) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
 }
 
 /// The disposition an agent posts for the call they just had.
@@ -76,6 +96,21 @@ pub struct Disposition {
     /// A callback for this agent only (else for anyone).
     pub callback_agent_only: bool,
     pub answers: Vec<(String, String)>,
+    /// The outcome in the CRM outcome graph (a `Call` activity on the
+    /// lead's party is completed with it).
+    pub outcome: Option<CallOutcome>,
+}
+
+/// An agent as the API shows them: state, pause reason, and the card of
+/// the lead they are reserved for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct AgentView {
+    pub state: String,
+    pub reason: Option<String>,
+    /// The reserved lead (preview card or a callback for this agent).
+    pub card: Option<ClaimedLead>,
+    /// The Call-ID of the customer call this agent is on or wrapping up.
+    pub call: Option<String>,
 }
 
 /// Live numbers of a campaign.
@@ -101,7 +136,10 @@ pub enum Command {
     Pause { agent: UserId, reason: String, reply: oneshot::Sender<Result<(), String>> },
     Resume { agent: UserId, reply: oneshot::Sender<Result<(), String>> },
     Logout { agent: UserId, reply: oneshot::Sender<Result<(), String>> },
-    Dispose { agent: UserId, disposition: Disposition, reply: oneshot::Sender<Result<String, String>> },
+    Dispose { actor: Actor, agent: UserId, disposition: Disposition, reply: oneshot::Sender<Result<DisposeReport, String>> },
+    PreviewDial { agent: UserId, reply: oneshot::Sender<Result<String, String>> },
+    PreviewSkip { agent: UserId, reply: oneshot::Sender<Result<(), String>> },
+    AgentView { agent: UserId, reply: oneshot::Sender<Option<AgentView>> },
     Stats { reply: oneshot::Sender<Stats> },
     AgentState { agent: UserId, reply: oneshot::Sender<Option<String>> },
     Stop,
@@ -136,7 +174,25 @@ impl CampaignHandle {
     }
     /// Books the agent's current (or just ended) call; returns the lead's new state.
     pub async fn dispose(&self, agent: UserId, disposition: Disposition) -> Result<String, String> {
-        ask!(self, Dispose { agent: agent, disposition: disposition })
+        Ok(self.dispose_as(Actor::system(), agent, disposition).await?.lead_state)
+    }
+    /// [`Self::dispose`] acting as `actor` (whose operation-log entries
+    /// and, for their own calls, points the CRM records).
+    pub async fn dispose_as(&self, actor: Actor, agent: UserId, disposition: Disposition) -> Result<DisposeReport, String> {
+        ask!(self, Dispose { actor: actor, agent: agent, disposition: disposition })
+    }
+    /// Preview: dials the card the agent is reserved with; returns the Call-ID.
+    pub async fn preview_dial(&self, agent: UserId) -> Result<String, String> {
+        ask!(self, PreviewDial { agent: agent })
+    }
+    /// Preview: skips the card; the agent is ready for the next one.
+    pub async fn preview_skip(&self, agent: UserId) -> Result<(), String> {
+        ask!(self, PreviewSkip { agent: agent })
+    }
+    pub async fn agent_view(&self, agent: UserId) -> Result<Option<AgentView>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::AgentView { agent, reply }).await.map_err(|_| "campaign stopped".to_string())?;
+        rx.await.map_err(|_| "campaign stopped".to_string())
     }
     pub async fn stats(&self) -> Result<Stats, String> {
         let (reply, rx) = oneshot::channel();
@@ -200,6 +256,8 @@ struct Line {
     pacer_id: CallId,
     answered: Option<Instant>,
     agent: Option<UserId>,
+    /// Reserved for this agent (preview, or a callback for them only).
+    for_agent: Option<UserId>,
     /// Already booked (abandoned): a later `Ended` only cleans up.
     booked: bool,
 }
@@ -209,6 +267,8 @@ struct AgentSlot {
     leg: String,
     /// The attempt awaiting this agent's disposition.
     pending: Option<(String, i64, CallId)>,
+    /// The lead this agent is reserved for, and its call once dialed.
+    reserved: Option<(ClaimedLead, Option<String>)>,
 }
 
 struct Task<L: Lines> {
@@ -226,6 +286,13 @@ struct Task<L: Lines> {
     stats: Stats,
     latencies: Vec<u64>,
     exhausted_until: Option<Instant>,
+}
+
+/// Books an attempt; a failure is logged (recovery closes what is left).
+async fn book(store: &Store, attempt: i64, r: AttemptResult, now: Millis) {
+    if let Err(e) = store.dialer_finish(attempt, r, now).await {
+        tracing::warn!(error = %e, attempt, "booking an attempt failed");
+    }
 }
 
 /// Starts a campaign's task. `events` carries the [`LineEvent`]s of the
@@ -280,6 +347,11 @@ impl<L: Lines> Task<L> {
         }
     }
 
+    fn preview(&self) -> bool {
+        self.cfg.pacing == "preview"
+    }
+
+
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut events: mpsc::Receiver<LineEvent>) {
         let mut tick = tokio::time::interval(self.opts.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -295,13 +367,26 @@ impl<L: Lines> Task<L> {
         }
         // Stopping leaves nothing in flight: hang up what is ringing or
         // waiting; its `Ended` is not awaited, so book it here as failed.
+        // Calls with agents and undisposed wrap-ups are booked as callbacks
+        // for anyone; reserved cards that were never dialed as skipped.
         let open: Vec<String> = self.calls.keys().cloned().collect();
         for call in open {
             let _ = self.lines.hangup(&call).await;
             if let Some(l) = self.calls.remove(&call) {
                 if !l.booked && l.agent.is_none() {
-                    let _ = self.store.dialer_finish(l.attempt_id, AttemptResult::Failed, self.now_ms()).await;
+                    book(&self.store, l.attempt_id, AttemptResult::Failed, self.now_ms()).await;
                 }
+            }
+        }
+        let slots: Vec<UserId> = self.agents.keys().copied().collect();
+        for a in slots {
+            let Some(slot) = self.agents.get_mut(&a) else { continue };
+            let (pending, reserved) = (slot.pending.take(), slot.reserved.take());
+            if let Some((_, attempt, _)) = pending {
+                book(&self.store, attempt, AttemptResult::Disposed { final_: false, callback_at: None, callback_agent: None }, self.now_ms()).await;
+            }
+            if let Some((lead, None)) = reserved {
+                book(&self.store, lead.attempt_id, AttemptResult::Skipped, self.now_ms()).await;
             }
         }
     }
@@ -323,16 +408,23 @@ impl<L: Lines> Task<L> {
         }
         self.feed(evs);
         for attempt in undisposed {
-            let r = AttemptResult::Disposed { final_: false, callback_at: None, callback_agent: None };
-            let _ = self.store.dialer_finish(attempt, r, self.now_ms()).await;
+            book(&self.store, attempt, AttemptResult::Disposed { final_: false, callback_at: None, callback_agent: None }, self.now_ms()).await;
         }
         self.serve_waiting().await;
         self.drop_overdue().await;
-        let want = self.pacer.calls_to_place(now);
-        if want == 0 || self.exhausted_until.is_some_and(|t| Instant::now() < t) {
+        if self.exhausted_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        let claim = match self.store.dialer_claim(self.id, want as usize, self.now_ms(), &self.opts.node_id).await {
+        if self.preview() {
+            self.reserve_cards().await;
+            return;
+        }
+        let want = self.pacer.calls_to_place(now);
+        if want == 0 {
+            return;
+        }
+        let ready = self.ready_agents();
+        let claim = match self.store.dialer_claim_for(self.id, want as usize, self.now_ms(), &self.opts.node_id, Some(&ready)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "hopper claim failed");
@@ -344,31 +436,101 @@ impl<L: Lines> Task<L> {
             self.exhausted_until = Some(Instant::now() + Duration::from_secs(1));
             return;
         }
-        let trunk: SocketAddr = match self.cfg.trunk.parse() {
-            Ok(t) => t,
-            Err(_) => return,
-        };
-        let ring = Duration::from_secs(u64::try_from(self.cfg.ring_timeout_s).unwrap_or(25));
-        // An empty caller id is sent as "anonymous": From needs a user part.
-        let caller = if self.cfg.caller_id.trim().is_empty() { "anonymous".to_string() } else { self.cfg.caller_id.clone() };
         for lead in claim.leads {
-            match self.lines.dial(lead.number.as_str(), &caller, trunk, ring).await {
-                Ok(call) => {
-                    let pid = CallId::new(self.next_call);
-                    self.next_call += 1;
-                    let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
-                    self.calls.insert(
-                        call,
-                        Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, booked: false },
-                    );
-                    self.stats.placed += 1;
-                    self.feed(vec![Event::CallPlaced(pid)]);
+            match lead.callback_agent {
+                // A callback for one agent: reserve them, then dial for them.
+                Some(a) => {
+                    if self.reserve(a, lead.clone()) {
+                        let _ = self.dial_lead(lead, Some(a)).await;
+                    } else {
+                        book(&self.store, lead.attempt_id, AttemptResult::Skipped, self.now_ms()).await;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, lead = lead.lead_id.0, "dial failed");
-                    let _ = self.store.dialer_finish(lead.attempt_id, AttemptResult::Failed, self.now_ms()).await;
+                None => {
+                    let _ = self.dial_lead(lead, None).await;
                 }
             }
+        }
+    }
+
+    fn ready_agents(&self) -> Vec<UserId> {
+        self.agents.iter().filter(|(_, a)| a.sm.is_ready() && a.reserved.is_none()).map(|(id, _)| *id).collect()
+    }
+
+    /// Reserves a ready agent for a lead (its card).
+    fn reserve(&mut self, agent: UserId, lead: ClaimedLead) -> bool {
+        let now = self.now();
+        let Some(slot) = self.agents.get_mut(&agent) else { return false };
+        if slot.reserved.is_some() || slot.sm.reserve(now, lead.lead_id.0).is_err() {
+            return false;
+        }
+        slot.reserved = Some((lead, None));
+        true
+    }
+
+    /// Preview: every ready agent without a card gets the next lead's.
+    async fn reserve_cards(&mut self) {
+        for agent in self.ready_agents() {
+            let claim = match self.store.dialer_claim_for(self.id, 1, self.now_ms(), &self.opts.node_id, Some(&[agent])).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "hopper claim failed");
+                    return;
+                }
+            };
+            let Some(lead) = claim.leads.into_iter().next() else {
+                self.exhausted_until = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            };
+            if !self.reserve(agent, lead.clone()) {
+                book(&self.store, lead.attempt_id, AttemptResult::Skipped, self.now_ms()).await;
+            }
+        }
+    }
+
+    /// Dials a claimed lead; a failure to place the call books it.
+    async fn dial_lead(&mut self, lead: ClaimedLead, for_agent: Option<UserId>) -> Result<String, String> {
+        let placed = match self.cfg.trunk.parse::<SocketAddr>() {
+            Ok(trunk) => {
+                let ring = Duration::from_secs(u64::try_from(self.cfg.ring_timeout_s).unwrap_or(25));
+                // An empty caller id is sent as "anonymous": From needs a user part.
+                let caller = if self.cfg.caller_id.trim().is_empty() { "anonymous".to_string() } else { self.cfg.caller_id.clone() };
+                self.lines.dial(lead.number.as_str(), &caller, trunk, ring).await
+            }
+            Err(_) => Err(format!("bad trunk {:?}", self.cfg.trunk)),
+        };
+        match placed {
+            Ok(call) => {
+                let pid = CallId::new(self.next_call);
+                self.next_call += 1;
+                let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
+                self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false });
+                if let Some(slot) = for_agent.and_then(|a| self.agents.get_mut(&a)) {
+                    if let Some((_, c)) = slot.reserved.as_mut() {
+                        *c = Some(call.clone());
+                    }
+                }
+                self.stats.placed += 1;
+                self.feed(vec![Event::CallPlaced(pid)]);
+                Ok(call)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, lead = lead.lead_id.0, "dial failed");
+                book(&self.store, lead.attempt_id, AttemptResult::Failed, self.now_ms()).await;
+                if let Some(a) = for_agent {
+                    self.unreserve(a);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The agent's reservation ended without a call: ready again.
+    fn unreserve(&mut self, agent: UserId) {
+        let now = self.now();
+        if let Some(slot) = self.agents.get_mut(&agent) {
+            slot.reserved = None;
+            let _ = slot.sm.skip(now);
         }
     }
 
@@ -377,17 +539,33 @@ impl<L: Lines> Task<L> {
             LineEvent::Answered { call } => {
                 let Some(line) = self.calls.get_mut(&call) else { return };
                 line.answered = Some(Instant::now());
-                let (attempt, pid) = (line.attempt_id, line.pacer_id);
+                let (attempt, pid, for_agent) = (line.attempt_id, line.pacer_id, line.for_agent);
                 self.stats.live_answers += 1;
                 let now_ms = self.now_ms();
                 let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
                 self.feed(vec![Event::CallAnswered(pid)]);
+                if let Some(agent) = for_agent {
+                    if self.agents.get(&agent).is_some_and(|s| s.reserved.is_some()) && self.connect(agent, &call).await {
+                        return;
+                    }
+                }
                 self.waiting.push_back(call);
                 self.serve_waiting().await;
             }
             LineEvent::Ended { call, how } => {
-                let Some(line) = self.calls.remove(&call) else { return };
+                let Some(line) = self.calls.remove(&call) else {
+                    // Not one of our calls: perhaps an agent's leg.
+                    if let Some(agent) = self.agents.iter().find(|(_, a)| a.leg == call && a.sm.state() != &AgentState::LoggedOut).map(|(id, _)| *id) {
+                        self.agent_gone(agent).await;
+                    }
+                    return;
+                };
                 self.waiting.retain(|c| c != &call);
+                if let Some(a) = line.for_agent {
+                    if line.agent.is_none() && self.agents.get(&a).is_some_and(|s| s.reserved.as_ref().is_some_and(|(_, c)| c.as_deref() == Some(call.as_str()))) {
+                        self.unreserve(a);
+                    }
+                }
                 if line.booked {
                     return;
                 }
@@ -423,30 +601,101 @@ impl<L: Lines> Task<L> {
         }
     }
 
+    /// An agent's leg ended: they are logged out and never bridged to
+    /// again; their call (if any) is hung up and booked, an undisposed
+    /// wrap-up booked as a callback for anyone, a reservation released.
+    async fn agent_gone(&mut self, agent: UserId) {
+        let now = self.now();
+        let Some(slot) = self.agents.get_mut(&agent) else { return };
+        tracing::warn!(agent = agent.0, leg = %slot.leg, "agent leg ended: agent logged out");
+        let mut evs = slot.sm.logout(now).unwrap_or_default();
+        let pending = slot.pending.take();
+        let reserved = slot.reserved.take();
+        match slot.sm.state().clone() {
+            AgentState::OnCall { call } => {
+                evs.extend(slot.sm.call_ended(now, true).unwrap_or_default());
+                evs.extend(slot.sm.dispose(now, call).unwrap_or_default());
+            }
+            AgentState::WrapUp { call, .. } => evs.extend(slot.sm.dispose(now, call).unwrap_or_default()),
+            AgentState::Reserved { .. } => {
+                let _ = slot.sm.skip(now);
+                evs.extend(slot.sm.logout(now).unwrap_or_default());
+            }
+            _ => {}
+        }
+        self.feed(evs);
+        if let Some((call, attempt, _)) = pending {
+            let talking = self.calls.get_mut(&call).map(|l| {
+                l.booked = true;
+            });
+            if talking.is_some() {
+                let _ = self.lines.hangup(&call).await;
+                book(&self.store, attempt, AttemptResult::AgentGone, self.now_ms()).await;
+            } else {
+                book(&self.store, attempt, AttemptResult::Disposed { final_: false, callback_at: None, callback_agent: None }, self.now_ms()).await;
+            }
+        }
+        if let Some((lead, call)) = reserved {
+            match call {
+                // Dialed for them: the call goes to the common queue if it
+                // is answered (its line forgets the reservation).
+                Some(c) => {
+                    if let Some(l) = self.calls.get_mut(&c) {
+                        l.for_agent = None;
+                    }
+                }
+                None => book(&self.store, lead.attempt_id, AttemptResult::Skipped, self.now_ms()).await,
+            }
+        }
+    }
+
+    /// Bridges an answered call to `agent`; on success the agent is on the
+    /// call. A dead agent leg logs the agent out.
+    async fn connect(&mut self, agent: UserId, call: &str) -> bool {
+        let Some(leg) = self.agents.get(&agent).map(|s| s.leg.clone()) else { return false };
+        if let Err(e) = self.lines.bridge(&leg, call).await {
+            tracing::warn!(error = %e, agent = agent.0, "bridge failed");
+            if !self.lines.leg_alive(&leg).await {
+                self.agent_gone(agent).await;
+            }
+            return false;
+        }
+        let now = self.now();
+        let now_ms = self.now_ms();
+        let Some(line) = self.calls.get_mut(call) else { return false };
+        let Some(slot) = self.agents.get_mut(&agent) else { return false };
+        line.agent = Some(agent);
+        line.for_agent = None;
+        slot.reserved = None;
+        let latency = line.answered.map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(0)).unwrap_or(0);
+        self.latencies.push(latency);
+        let evs = slot.sm.connect(now, line.pacer_id).unwrap_or_default();
+        slot.pending = Some((call.to_string(), line.attempt_id, line.pacer_id));
+        let attempt = line.attempt_id;
+        let _ = self.store.dialer_attempt_progress(attempt, None, None, Some(now_ms), Some(agent)).await;
+        self.feed(evs);
+        true
+    }
+
     /// Bridges waiting answered calls to ready agents, longest idle first.
     async fn serve_waiting(&mut self) {
         while let Some(call) = self.waiting.front().cloned() {
-            let now = self.now();
-            let Some(agent) = self.agents.iter().filter(|(_, a)| a.sm.is_ready()).min_by_key(|(_, a)| a.sm.since()).map(|(id, _)| *id) else {
+            if !self.calls.contains_key(&call) {
+                self.waiting.pop_front();
+                continue;
+            }
+            let Some(agent) =
+                self.agents.iter().filter(|(_, a)| a.sm.is_ready() && a.reserved.is_none()).min_by_key(|(_, a)| a.sm.since()).map(|(id, _)| *id)
+            else {
                 return;
             };
-            self.waiting.pop_front();
-            let Some(line) = self.calls.get_mut(&call) else { continue };
-            let Some(slot) = self.agents.get_mut(&agent) else { continue };
-            if let Err(e) = self.lines.bridge(&slot.leg, &call).await {
-                tracing::warn!(error = %e, "bridge failed");
-                self.waiting.push_front(call);
+            if self.connect(agent, &call).await {
+                self.waiting.pop_front();
+            } else if self.agents.get(&agent).is_some_and(|a| a.sm.is_ready()) {
+                // The agent is fine, the call is not (or the switch failed):
+                // leave it to the grace timer or its `Ended`.
                 return;
             }
-            line.agent = Some(agent);
-            let latency = line.answered.map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(0)).unwrap_or(0);
-            self.latencies.push(latency);
-            let evs = slot.sm.connect(now, line.pacer_id).unwrap_or_default();
-            slot.pending = Some((call.clone(), line.attempt_id, line.pacer_id));
-            let attempt = line.attempt_id;
-            let now_ms = self.now_ms();
-            let _ = self.store.dialer_attempt_progress(attempt, None, None, Some(now_ms), Some(agent)).await;
-            self.feed(evs);
         }
     }
 
@@ -486,6 +735,7 @@ impl<L: Lines> Task<L> {
                     sm: Agent::new(AgentId::new(u32::try_from(agent.0).unwrap_or(u32::MAX)), wrap),
                     leg: leg.clone(),
                     pending: None,
+                    reserved: None,
                 });
                 slot.leg = leg;
                 let r = slot.sm.login(now).map_err(|e| e.to_string());
@@ -496,7 +746,11 @@ impl<L: Lines> Task<L> {
                 self.serve_waiting().await;
             }
             Command::Pause { agent, reason, reply } => {
-                let r = self.with_agent(agent, |a| a.pause(now, &reason));
+                let r = self.release_card(agent).await;
+                let r = match r {
+                    Ok(()) => self.with_agent(agent, |a| a.pause(now, &reason)),
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(r);
             }
             Command::Resume { agent, reply } => {
@@ -505,13 +759,37 @@ impl<L: Lines> Task<L> {
                 self.serve_waiting().await;
             }
             Command::Logout { agent, reply } => {
-                let r = self.with_agent(agent, |a| a.logout(now));
+                let r = match self.release_card(agent).await {
+                    Ok(()) => self.with_agent(agent, |a| a.logout(now)),
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(r);
             }
-            Command::Dispose { agent, disposition, reply } => {
-                let r = self.dispose(agent, disposition).await;
+            Command::Dispose { actor, agent, disposition, reply } => {
+                let r = self.dispose(actor, agent, disposition).await;
                 let _ = reply.send(r);
                 self.serve_waiting().await;
+            }
+            Command::PreviewDial { agent, reply } => {
+                let r = self.preview_dial(agent).await;
+                let _ = reply.send(r);
+            }
+            Command::PreviewSkip { agent, reply } => {
+                let r = match self.agents.get(&agent).map(|s| s.reserved.clone()) {
+                    None => Err("agent not logged in".to_string()),
+                    Some(None) => Err("no card to skip".to_string()),
+                    Some(Some((_, Some(_)))) => Err("the card is already dialed".to_string()),
+                    Some(Some((lead, None))) => {
+                        self.unreserve(agent);
+                        match self.store.dialer_finish(lead.attempt_id, AttemptResult::Skipped, self.now_ms()).await {
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                };
+                let _ = reply.send(r);
+                // The next card right away rather than on the next tick.
+                self.exhausted_until = None;
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -519,7 +797,41 @@ impl<L: Lines> Task<L> {
             Command::AgentState { agent, reply } => {
                 let _ = reply.send(self.agents.get(&agent).map(|a| a.sm.state().label().to_string()));
             }
+            Command::AgentView { agent, reply } => {
+                let v = self.agents.get(&agent).map(|a| AgentView {
+                    state: a.sm.state().label().to_string(),
+                    reason: match a.sm.state() {
+                        AgentState::Paused { reason } => Some(reason.clone()),
+                        _ => None,
+                    },
+                    card: a.reserved.as_ref().map(|(l, _)| l.clone()),
+                    call: a.pending.as_ref().map(|(c, _, _)| c.clone()),
+                });
+                let _ = reply.send(v);
+            }
             Command::Stop => {}
+        }
+    }
+
+    /// Pausing or leaving with an undialed card puts the lead back.
+    async fn release_card(&mut self, agent: UserId) -> Result<(), String> {
+        let Some(slot) = self.agents.get(&agent) else { return Err("agent not logged in".to_string()) };
+        match slot.reserved.clone() {
+            Some((lead, None)) => {
+                self.unreserve(agent);
+                self.store.dialer_finish(lead.attempt_id, AttemptResult::Skipped, self.now_ms()).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Some((_, Some(_))) => Err("agent is dialing a reserved lead".to_string()),
+            None => Ok(()),
+        }
+    }
+
+    async fn preview_dial(&mut self, agent: UserId) -> Result<String, String> {
+        let slot = self.agents.get(&agent).ok_or_else(|| "agent not logged in".to_string())?;
+        match slot.reserved.clone() {
+            None => Err("no card to dial".to_string()),
+            Some((_, Some(c))) => Err(format!("already dialing {c}")),
+            Some((lead, None)) => self.dial_lead(lead, Some(agent)).await,
         }
     }
 
@@ -530,18 +842,12 @@ impl<L: Lines> Task<L> {
         Ok(())
     }
 
-    async fn dispose(&mut self, agent: UserId, d: Disposition) -> Result<String, String> {
+    async fn dispose(&mut self, actor: Actor, agent: UserId, d: Disposition) -> Result<DisposeReport, String> {
         let now = self.now();
         let slot = self.agents.get_mut(&agent).ok_or_else(|| "agent not logged in".to_string())?;
         let (call, attempt, pid) = slot.pending.clone().ok_or_else(|| "no call to dispose of".to_string())?;
-        let evs = slot.sm.dispose(now, pid).map_err(|e| e.to_string())?;
-        slot.pending = None;
-        self.feed(evs);
-        if let Some(l) = self.calls.get_mut(&call) {
-            // Disposed while the callee is still there: the agent hangs up.
-            l.booked = true;
-            let _ = self.lines.hangup(&call).await;
-        }
+        // Answers are checked before anything changes: bad input leaves the
+        // call as it was.
         if !d.answers.is_empty() {
             self.store.dialer_save_answers(attempt, &d.answers).await.map_err(|e| e.to_string())?;
         }
@@ -550,7 +856,17 @@ impl<L: Lines> Task<L> {
             callback_at: d.callback_at,
             callback_agent: if d.callback_agent_only { Some(agent) } else { None },
         };
-        self.store.dialer_finish(attempt, result, self.now_ms()).await.map_err(|e| e.to_string())
+        let report = self.store.dialer_dispose(&actor, attempt, result, d.outcome, self.now_ms()).await.map_err(|e| e.to_string())?;
+        let Some(slot) = self.agents.get_mut(&agent) else { return Ok(report) };
+        let evs = slot.sm.dispose(now, pid).unwrap_or_default();
+        slot.pending = None;
+        self.feed(evs);
+        if let Some(l) = self.calls.get_mut(&call) {
+            // Disposed while the callee is still there: the agent hangs up.
+            l.booked = true;
+            let _ = self.lines.hangup(&call).await;
+        }
+        Ok(report)
     }
 
     fn snapshot(&self) -> Stats {

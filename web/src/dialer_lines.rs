@@ -75,6 +75,13 @@ impl Lines for B2buaLines {
     async fn hangup(&self, call: &str) -> Result<(), String> {
         self.b2bua.hangup(&call_id(call)?).await.map_err(|e| e.to_string())
     }
+
+    async fn leg_alive(&self, leg: &str) -> bool {
+        match CallId::parse(leg) {
+            Some(c) => self.b2bua.leg(&c).await.is_some(),
+            None => false,
+        }
+    }
 }
 
 /// Maps a SIP event to what the dialer needs to hear.

@@ -124,7 +124,7 @@ async fn a_power_campaign_books_every_lead_and_counts_abandons() {
         for ag in agents {
             if h.agent_state(ag).await.unwrap().as_deref() == Some("on_call") {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let d = Disposition { final_: true, callback_at: None, callback_agent_only: false, answers: vec![] };
+                let d = Disposition { final_: true, callback_at: None, callback_agent_only: false, answers: vec![], outcome: None };
                 h.dispose(ag, d).await.unwrap();
             }
         }

@@ -1,7 +1,25 @@
 //! The outbound dialer over HTTP: campaign configuration (CRUD, leads from
 //! lists, imported DNC numbers), start/stop, agents on a campaign (login on
-//! a nailed-up leg, pause with a reason, resume, logout), dispositions, and
-//! live stats (TSR abandon rate, dial level, agents by state).
+//! a nailed-up leg, pause with a reason, resume, logout), preview cards,
+//! dispositions through the CRM outcome graph, call records, and stats.
+//!
+//! Routes (stable; the console calls them):
+//! - `GET|POST /api/dialer/campaigns`, `GET|PUT|DELETE /api/dialer/campaigns/{id}`
+//! - `POST …/{id}/load` (lists → hopper), `GET …/{id}/leads`, `POST /api/dialer/dnc`
+//! - `POST …/{id}/start`, `POST …/{id}/stop`
+//! - `GET …/{id}/stats`: `store` (lead states, counts), `window` (abandon
+//!   rate over 30 rolling days and the worst 24 h, TSR and UK forms;
+//!   answer→bridge p50/p99; callbacks waiting for their agent), `live`
+//!   (the running task: ringing, dial level, agents by state)
+//! - `POST …/{id}/agent` `{action: login|pause|resume|logout|state, leg?,
+//!   reason?, agent_id?}` → `{state, reason, card, call}`; in preview mode a
+//!   ready agent is `reserved` with the next lead's `card`
+//! - `POST …/{id}/preview/dial` and `…/preview/skip` `{agent_id?}`
+//! - `POST …/{id}/disposition` `{final, callback_at?, callback_agent_only?,
+//!   answers?, outcome_id?, notes?, agent_id?}` → lead state, CRM activity,
+//!   follow-up, points
+//! - `GET …/{id}/attempts`: the call records (times, result, agent,
+//!   outcome, activity, recording)
 //!
 //! Campaign tasks ([`dialer::runtime`]) run in this process and are kept in
 //! [`Dialers`]; a campaign can only take agent commands on the node that
@@ -18,7 +36,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use crm::UserId;
-use crm::dialer_store::{DialerCampaign, DialerCampaignId, DialerConfig, DialerCounts, LeadRow, LoadReport};
+use crm::dialer_store::{AbandonStats, AttemptRow, CallOutcome, ClaimedLead, DialerCampaign, DialerCampaignId, DialerConfig, DialerCounts, LeadRow, LoadReport};
 use dialer::runtime::{CampaignHandle, Disposition, Stats};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -169,6 +187,8 @@ pub async fn stop(State(st): State<AppState>, Auth(a): Auth, Id(id): Id) -> ApiR
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LiveStats {
     pub store: DialerCounts,
+    /// Abandon rates over the measurement windows (all nodes, from the store).
+    pub window: AbandonStats,
     /// The running task's numbers (none when not running here).
     pub live: Option<Stats>,
 }
@@ -176,11 +196,12 @@ pub struct LiveStats {
 #[utoipa::path(get, path = "/api/dialer/campaigns/{id}/stats", tag = "dialer", params(("id" = i64, Path)), responses((status = 200, body = LiveStats)))]
 pub async fn stats(State(st): State<AppState>, Auth(_a): Auth, Id(id): Id) -> ApiResult<axum::Json<LiveStats>> {
     let store = st.store.dialer_counts(DialerCampaignId(id)).await?;
+    let window = st.store.dialer_abandon_stats(DialerCampaignId(id), crm::now_ms()).await?;
     let live = match st.dialers.handle(id).await {
         Ok(h) => h.stats().await.ok(),
         Err(_) => None,
     };
-    Ok(axum::Json(LiveStats { store, live }))
+    Ok(axum::Json(LiveStats { store, window, live }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -201,7 +222,23 @@ pub struct AgentAction {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AgentNow {
+    /// `logged_out`, `ready`, `reserved`, `on_call`, `wrap_up` or `paused`
+    /// (none: never logged in to this campaign).
     pub state: Option<String>,
+    /// The pause reason code.
+    pub reason: Option<String>,
+    /// The lead the agent is reserved for (preview card, own callback).
+    pub card: Option<ClaimedLead>,
+    /// The customer call the agent is on or wrapping up.
+    pub call: Option<String>,
+}
+
+async fn agent_now(h: &CampaignHandle, who: UserId) -> ApiResult<AgentNow> {
+    let v = h.agent_view(who).await.map_err(conflict)?;
+    Ok(match v {
+        Some(v) => AgentNow { state: Some(v.state), reason: v.reason, card: v.card, call: v.call },
+        None => AgentNow { state: None, reason: None, card: None, call: None },
+    })
 }
 
 #[utoipa::path(post, path = "/api/dialer/campaigns/{id}/agent", tag = "dialer", params(("id" = i64, Path)), request_body = AgentAction,
@@ -227,9 +264,51 @@ pub async fn agent(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(b
         "pause" => h.pause(who, body.reason.unwrap_or_else(|| "break".into())).await.map_err(conflict)?,
         "resume" => h.resume(who).await.map_err(conflict)?,
         "logout" => h.logout(who).await.map_err(conflict)?,
-        _ => return Err(ApiError::field("action", "must be login, pause, resume or logout")),
+        "state" => {}
+        _ => return Err(ApiError::field("action", "must be login, pause, resume, logout or state")),
     }
-    Ok(axum::Json(AgentNow { state: h.agent_state(who).await.map_err(conflict)? }))
+    Ok(axum::Json(agent_now(&h, who).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewInput {
+    /// Acting for another agent (supervisors; defaults to the caller).
+    #[serde(default)]
+    pub agent_id: Option<UserId>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PreviewDialed {
+    /// The SIP Call-ID of the call placed for the card.
+    pub call: String,
+}
+
+/// Preview: dials the card the agent is reserved with; the answer is
+/// bridged to that agent only.
+#[utoipa::path(post, path = "/api/dialer/campaigns/{id}/preview/dial", tag = "dialer", params(("id" = i64, Path)), request_body = PreviewInput,
+    responses((status = 200, body = PreviewDialed), (status = 409, body = Problem)))]
+pub async fn preview_dial(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<PreviewInput>) -> ApiResult<axum::Json<PreviewDialed>> {
+    let h = st.dialers.handle(id).await?;
+    let call = h.preview_dial(body.agent_id.unwrap_or(a.user)).await.map_err(conflict)?;
+    Ok(axum::Json(PreviewDialed { call }))
+}
+
+/// Preview: skips the card (the lead goes back to the queue, the attempt
+/// does not count); the agent gets the next card.
+#[utoipa::path(post, path = "/api/dialer/campaigns/{id}/preview/skip", tag = "dialer", params(("id" = i64, Path)), request_body = PreviewInput,
+    responses((status = 200, body = AgentNow), (status = 409, body = Problem)))]
+pub async fn preview_skip(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<PreviewInput>) -> ApiResult<axum::Json<AgentNow>> {
+    let who = body.agent_id.unwrap_or(a.user);
+    let h = st.dialers.handle(id).await?;
+    h.preview_skip(who).await.map_err(conflict)?;
+    Ok(axum::Json(agent_now(&h, who).await?))
+}
+
+/// The campaign's call records: one per dial attempt.
+#[utoipa::path(get, path = "/api/dialer/campaigns/{id}/attempts", tag = "dialer", params(("id" = i64, Path)), responses((status = 200, body = [AttemptRow])))]
+pub async fn attempts(State(st): State<AppState>, Auth(_a): Auth, Id(id): Id) -> ApiResult<axum::Json<Vec<AttemptRow>>> {
+    Ok(axum::Json(st.store.dialer_attempts(DialerCampaignId(id)).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -249,21 +328,75 @@ pub struct DispositionInput {
     pub agent_id: Option<UserId>,
 }
 
+/// A disposition with its CRM outcome, as posted over HTTP.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispositionBody {
+    /// `true` closes the lead; `false` asks for a callback.
+    #[serde(rename = "final")]
+    pub final_: bool,
+    /// For a callback: when (unix millis; default after the no-answer interval).
+    #[serde(default)]
+    pub callback_at: Option<i64>,
+    /// The callback is for this agent only: it waits for them.
+    #[serde(default)]
+    pub callback_agent_only: bool,
+    /// Questionnaire answers by question key.
+    #[serde(default)]
+    pub answers: HashMap<String, String>,
+    /// An outcome the CRM outcome graph allows for a `Call`: a `Call`
+    /// activity on the lead's party is completed with it (state change,
+    /// follow-up, points).
+    #[serde(default)]
+    pub outcome_id: Option<crm::outcomes::OutcomeId>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub agent_id: Option<UserId>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Disposed {
     /// The lead's state after the retry rules.
     pub lead_state: String,
+    /// The completed `Call` activity (when an outcome was given and the lead has a party).
+    pub activity_id: Option<crm::ActivityId>,
+    pub follow_up_id: Option<crm::ActivityId>,
+    pub commercial_state_id: Option<crm::CommercialStateId>,
+    pub points: i64,
 }
 
-#[utoipa::path(post, path = "/api/dialer/campaigns/{id}/disposition", tag = "dialer", params(("id" = i64, Path)), request_body = DispositionInput,
-    responses((status = 200, body = Disposed), (status = 409, body = Problem)))]
-pub async fn dispose(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DispositionInput>) -> ApiResult<axum::Json<Disposed>> {
+/// Books the agent's call: questionnaire answers, the CRM outcome, the
+/// lead's retry rules and callbacks, and the attempt's record.
+#[utoipa::path(post, path = "/api/dialer/campaigns/{id}/disposition", tag = "dialer", params(("id" = i64, Path)), request_body = DispositionBody,
+    responses((status = 200, body = Disposed), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn dispose_http(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DispositionBody>) -> ApiResult<axum::Json<Disposed>> {
     let who = body.agent_id.unwrap_or(a.user);
     let h = st.dialers.handle(id).await?;
     let mut answers: Vec<(String, String)> = body.answers.into_iter().collect();
     answers.sort();
-    let d = Disposition { final_: body.final_, callback_at: body.callback_at, callback_agent_only: body.callback_agent_only, answers };
-    Ok(axum::Json(Disposed { lead_state: h.dispose(who, d).await.map_err(conflict)? }))
+    let outcome = body.outcome_id.map(|o| CallOutcome { outcome_id: o, notes: body.notes.clone() });
+    let d = Disposition { final_: body.final_, callback_at: body.callback_at, callback_agent_only: body.callback_agent_only, answers, outcome };
+    let r = h.dispose_as(a, who, d).await.map_err(|e| {
+        // Bad input is a field error; everything else is the agent's state.
+        if e.contains("outcome_id") || e.contains("answers.") { ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e) } else { conflict(e) }
+    })?;
+    Ok(axum::Json(Disposed { lead_state: r.lead_state, activity_id: r.activity_id, follow_up_id: r.follow_up_id, commercial_state_id: r.commercial_state_id, points: r.points }))
+}
+
+/// [`dispose_http`] without a CRM outcome (for callers that book the CRM
+/// side themselves).
+pub async fn dispose(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DispositionInput>) -> ApiResult<axum::Json<Disposed>> {
+    let b = DispositionBody {
+        final_: body.final_,
+        callback_at: body.callback_at,
+        callback_agent_only: body.callback_agent_only,
+        answers: body.answers,
+        outcome_id: None,
+        notes: None,
+        agent_id: body.agent_id,
+    };
+    dispose_http(State(st), Auth(a), Id(id), Json(b)).await
 }
 
 /// The dialer's routes, merged into the API router.
@@ -277,6 +410,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/dialer/campaigns/{id}/stop", post(stop))
         .route("/api/dialer/campaigns/{id}/stats", get(stats))
         .route("/api/dialer/campaigns/{id}/agent", post(agent))
-        .route("/api/dialer/campaigns/{id}/disposition", post(dispose))
+        .route("/api/dialer/campaigns/{id}/disposition", post(dispose_http))
+        .route("/api/dialer/campaigns/{id}/preview/dial", post(preview_dial))
+        .route("/api/dialer/campaigns/{id}/preview/skip", post(preview_skip))
+        .route("/api/dialer/campaigns/{id}/attempts", get(attempts))
         .route("/api/dialer/dnc", post(add_dnc))
 }

@@ -41,7 +41,7 @@ use utoipa::OpenApi;
         campaigns::create, campaigns::get, campaigns::resume, campaigns::add_message, campaigns::save_template, campaigns::preview, campaigns::launch,
         campaigns::monitor, campaigns::list_from_results, campaigns::timeline,
         dialer::list, dialer::create, dialer::get_one, dialer::update, dialer::delete, dialer::load, dialer::add_dnc, dialer::leads,
-        dialer::start, dialer::stop, dialer::stats, dialer::agent, dialer::dispose,
+        dialer::start, dialer::stop, dialer::stats, dialer::agent, dialer::dispose_http, dialer::preview_dial, dialer::preview_skip, dialer::attempts,
     ),
     components(schemas(crate::error::Problem)),
     tags((name = "session"), (name = "users"), (name = "parties"), (name = "deals"), (name = "activities"), (name = "outcomes"), (name = "lists"), (name = "tickets"), (name = "kb"), (name = "feedback"), (name = "campaigns"), (name = "dialer"))
