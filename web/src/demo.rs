@@ -241,3 +241,167 @@ pub async fn populate(store: &Store, parties: usize) -> anyhow::Result<Vec<(Stri
     demo_sales(store, &mut rng, &made).await?;
     Ok(creds)
 }
+
+// ---- the simulated carrier and the demo campaign ---------------------------
+
+/// Writes no call records (the carrier's side of the demo is not ours).
+struct NoRecords;
+impl sip::b2bua::CallRecordSink for NoRecords {
+    fn call_ended(&self, _record: sip::b2bua::CallRecord) {}
+}
+
+/// The demo's simulated carrier: a second SIP endpoint and media thread on
+/// loopback that behaves like the people the dialer calls — most ring for a
+/// moment and answer, talking in a synthetic voice until they hang up after
+/// 20–40 s; some are busy; some never answer (the dialer's ring timeout
+/// cancels them). Dropping it stops it.
+pub struct Carrier {
+    pub addr: std::net::SocketAddr,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Starts the simulated carrier on `ip` (trusting INVITEs from `ip`).
+pub async fn start_carrier(ip: std::net::IpAddr) -> anyhow::Result<Carrier> {
+    use sip::b2bua::{B2bua, CallEvent};
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let socket = sip::driver::bind_udp(std::net::SocketAddr::new(ip, 0))?;
+    let addr = socket.local_addr()?;
+    let mut config = sip::Config::new(addr);
+    config.trusted_trunks = vec![sip::guard::TrunkAddr::Ip(ip)];
+    config.user_agent = "centralino-demo-carrier".into();
+    let endpoint = sip::Endpoint::new(config, None);
+    let (handle, sip_events, _task) = sip::driver::spawn_with_tcp(socket, None, endpoint, stop_rx)?;
+    let (media, media_events, _thread) = sip::media::Media::start(sip::media::MediaConfig::new(ip))?;
+    let (b2b, mut events, _pump) = B2bua::spawn(handle, sip_events, media, media_events, std::sync::Arc::new(NoRecords));
+    let voice = sip::wav::Prompt::from_samples(&voice(7), sip::g711::Codec::Pcmu);
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let CallEvent::Sip(sip::Event::Incoming(inc)) = ev {
+                tokio::spawn(callee(b2b.clone(), inc.call, voice.clone()));
+            }
+        }
+    });
+    Ok(Carrier { addr, _stop: stop })
+}
+
+/// One callee: rings, then answers and talks, is busy, or never answers.
+async fn callee(b2b: sip::b2bua::B2bua, call: sip::msg::CallId, voice: sip::wav::Prompt) {
+    use std::time::Duration;
+    let roll: f64 = rand::random();
+    if b2b.ring(&call).await.is_err() {
+        return;
+    }
+    if roll < 0.15 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = b2b.reject(&call, 486).await;
+        return;
+    }
+    if roll < 0.25 {
+        return; // rings until the dialer gives up
+    }
+    tokio::time::sleep(Duration::from_millis(rand::random_range(1500..4000))).await;
+    if b2b.answer(&call).await.is_err() {
+        return;
+    }
+    let talk = Duration::from_secs(rand::random_range(20..40));
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < talk {
+        if b2b.play(&call, voice.clone()).await.is_err() {
+            return; // the agent hung up
+        }
+        tokio::time::sleep(Duration::from_millis(voice.duration_ms() + rand::random_range(800..2500))).await;
+    }
+    let _ = b2b.hangup(&call).await;
+}
+
+/// A few seconds of something that sounds like speech, synthesised (no
+/// voice files or TTS needed at run time): syllables of a glottal pulse
+/// train at a drifting pitch, shaped by the formants of five vowels, with
+/// consonant-like noise bursts and pauses between words. 8 kHz mono.
+pub fn voice(seed: u64) -> Vec<i16> {
+    const RATE: f64 = 8000.0;
+    const FORMANTS: &[(f64, f64)] = &[(730.0, 1090.0), (530.0, 1840.0), (270.0, 2290.0), (570.0, 840.0), (300.0, 870.0)];
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    let mut phase = 0.0f64;
+    for word in 0..9 {
+        let syllables = rng.random_range(1..4);
+        for _ in 0..syllables {
+            // A short noise burst (a consonant), then the vowel.
+            for _ in 0..rng.random_range(200..500) {
+                out.push((rng.random_range(-1.0..1.0f64) * 1800.0) as i16);
+            }
+            let (f1, f2) = FORMANTS[rng.random_range(0..FORMANTS.len())];
+            let n = rng.random_range(1100..2200);
+            let pitch0 = rng.random_range(105.0..140.0);
+            for i in 0..n {
+                let t = i as f64 / n as f64;
+                let pitch = pitch0 * (1.0 + 0.08 * (t * std::f64::consts::PI).sin() - 0.05 * t);
+                phase += pitch / RATE;
+                let mut s = 0.0;
+                let mut h = 1.0;
+                while h * pitch < 3400.0 {
+                    let f = h * pitch;
+                    let gain = (-((f - f1) / 130.0).powi(2)).exp() + 0.6 * (-((f - f2) / 180.0).powi(2)).exp() + 0.02 / h;
+                    s += gain * (2.0 * std::f64::consts::PI * h * phase).sin();
+                    h += 1.0;
+                }
+                let env = (t * std::f64::consts::PI).sin().powf(0.6);
+                out.push((s * env * 5200.0).clamp(-30000.0, 30000.0) as i16);
+            }
+            out.extend(std::iter::repeat_n(0i16, rng.random_range(300..700)));
+        }
+        let pause = if word % 3 == 2 { 3600 } else { 1400 };
+        out.extend(std::iter::repeat_n(0i16, pause));
+    }
+    out
+}
+
+/// The name of the demo's dialer campaign.
+pub const DEMO_CAMPAIGN: &str = "Demo calls";
+
+/// Creates (or re-points at `carrier`) the demo's progressive campaign,
+/// with 60 leads owned by agent1 that ring the simulated carrier, and
+/// marks it running so the application starts it.
+pub async fn demo_campaign(store: &Store, carrier: std::net::SocketAddr) -> anyhow::Result<()> {
+    use crm::dialer_store::DialerConfig;
+    let sys = Actor::system();
+    let now = crm::now_ms();
+    let config: DialerConfig = serde_json::from_value(serde_json::json!({
+        "name": DEMO_CAMPAIGN, "trunk": carrier.to_string(), "pacing": "progressive", "ring_timeout_s": 15,
+        "caller_id": "0212345678", "window": {"start": "00:00", "end": "23:59"}
+    }))?;
+    let existing = store.dialer_campaigns().await?.into_iter().find(|c| c.config.name == DEMO_CAMPAIGN);
+    let id = match existing {
+        Some(c) => store.update_dialer_campaign(&sys, c.id, config, now).await?.id,
+        None => store.create_dialer_campaign(&sys, config, now).await?.id,
+    };
+    let owner = store.find_user_by_username("agent1").await?.map(|u| u.id);
+    let mut leads = Vec::new();
+    for i in 0..60 {
+        let number = format!("+39 02 4000 {:04}", 100 + i);
+        let e164 = crm::PhoneNumber::parse(&number, store.default_region()).map_err(anyhow::Error::msg)?;
+        let party = match store.lookup_by_phone(&e164).await?.first() {
+            Some(p) => p.id,
+            None => {
+                let first = FIRST[i % FIRST.len()];
+                let last = LAST[(i * 7) % LAST.len()];
+                let p = PartyInput {
+                    kind: "person".into(),
+                    first_name: Some(first.into()),
+                    last_name: Some(last.into()),
+                    stage: Some("lead".into()),
+                    owner_id: owner,
+                    city: Some("Milano".into()),
+                    phones: vec![PhoneInput { number: number.clone(), kind: Some("mobile".into()) }],
+                    ..Default::default()
+                };
+                store.create_party(&sys, p).await?.id
+            }
+        };
+        leads.push((Some(party), number, 0));
+    }
+    store.dialer_add_leads(&sys, id, &leads, now).await?;
+    store.set_dialer_running(&sys, id, true, now).await?;
+    Ok(())
+}

@@ -55,6 +55,9 @@ enum Cmd {
         /// Create the data and exit instead of serving.
         #[arg(long)]
         no_serve: bool,
+        /// Do not start the simulated carrier and the demo dialer campaign.
+        #[arg(long)]
+        no_carrier: bool,
     },
 }
 
@@ -158,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
-        Cmd::Demo { http, parties, no_serve } => {
+        Cmd::Demo { http, parties, no_serve, no_carrier } => {
             if http.is_some() {
                 raw.http = http;
             }
@@ -172,8 +175,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await;
                 return Ok(());
             }
+            // A simulated carrier on loopback and a running campaign that
+            // calls it, so an agent who goes ready hears calls at once.
+            let carrier = match (settings.sip, no_carrier) {
+                (Some(sip), false) => {
+                    let c = web::demo::start_carrier(sip.ip()).await?;
+                    web::demo::demo_campaign(&store, c.addr).await?;
+                    Some(c)
+                }
+                _ => None,
+            };
             let app = Application::with_store(&settings, store).await?;
             println!("\ncentralino demo on http://{}  (database {})", app.local_addr(), settings.database_url);
+            if let Some(c) = &carrier {
+                println!("simulated carrier on {} (campaign \"{}\"): log in as agent1, pick the campaign, press Ready (r)", c.addr, web::demo::DEMO_CAMPAIGN);
+            }
             println!("web console: http://{}/console", app.local_addr());
             println!("log in with any of:");
             for (user, role, pw) in &creds {

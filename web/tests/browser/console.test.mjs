@@ -30,11 +30,12 @@ const freeTcp = () => new Promise((ok, no) => { const s = net.createServer(); s.
 const freeUdp = () => new Promise((ok, no) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); s.on('error', no); });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startServer() {
+async function startServer(extra = ['--no-carrier']) {
   const [httpPort, sipPort] = [await freeTcp(), await freeUdp()];
-  const cfg = join(tmp, 'centralino.toml');
-  writeFileSync(cfg, `http = "127.0.0.1:${httpPort}"\nsip = "127.0.0.1:${sipPort}"\ndatabase_url = "${join(tmp, 'demo.db')}"\ntrunks = ["127.0.0.1"]\ninbound_ring_secs = 8\n`);
-  const p = spawn(bin, ['--config', cfg, 'demo', '--parties', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const name = extra.length ? 'demo' : 'demo-carrier';
+  const cfg = join(tmp, name + '.toml');
+  writeFileSync(cfg, `http = "127.0.0.1:${httpPort}"\nsip = "127.0.0.1:${sipPort}"\ndatabase_url = "${join(tmp, name + '.db')}"\ntrunks = ["127.0.0.1"]\ninbound_ring_secs = 8\n`);
+  const p = spawn(bin, ['--config', cfg, 'demo', '--parties', '60', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(p);
   let out = '';
   p.stdout.on('data', (d) => { out += d; });
@@ -264,6 +265,31 @@ try {
   await scenarioStep('Italian UI text', async () => {
     await page.click('#lang');
     await page.waitForFunction(() => document.querySelector('#logout').textContent === 'Esci');
+  });
+
+  await scenarioStep('demo: with the simulated carrier, an agent goes ready and hears a call within a minute', async () => {
+    const t0 = Date.now();
+    const demo = await startServer([]);
+    assert.match(demo.log(), /simulated carrier on 127\.0\.0\.1:\d+/);
+    const agentCtx = await chromium.launchPersistentContext(join(tmp, 'profile-demo'), { executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+      viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
+    try {
+      const p = agentCtx.pages()[0] || (await agentCtx.newPage());
+      await login(p, demo.base, 'agent1', 'agent1-demo-pass');
+      await p.waitForSelector('#campaign option', { state: 'attached', timeout: 10000 });
+      await p.selectOption('#campaign', { label: 'Demo calls' });
+      await p.keyboard.press('r');
+      await p.waitForSelector('#agent-state[data-state=ready]', { timeout: 15000 });
+      await p.waitForSelector('#card .card.live .party', { timeout: 60000 });
+      let heard = 0;
+      for (let i = 0; i < 40 && heard < 50; i++) { await sleep(250); heard = await p.evaluate(() => window.centralinoPhoneInbound()); }
+      assert.ok(heard >= 50, 'the agent hears the callee: inbound-rtp ' + heard);
+      console.log(`     demo: call connected and heard ${((Date.now() - t0) / 1000).toFixed(1)} s after the server started (${heard} packets)`);
+      assert.ok(Date.now() - t0 < 60000);
+      await p.screenshot({ path: join(screens, 'demo-agent.png'), fullPage: true });
+    } finally { await agentCtx.close(); }
   });
 } catch (e) {
   results.push(['setup', 'FAILED']);
