@@ -157,6 +157,9 @@ pub struct QueueQuery {
     /// Include solved and closed tickets.
     pub include_done: Option<bool>,
     pub centre_id: Option<i64>,
+    /// Only tickets requested by this party (a person), or by any person
+    /// of this company.
+    pub party: Option<i64>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -750,6 +753,10 @@ impl Store {
         }
         if let Some(c) = q.centre_id {
             conds.push(format!("centre_id = {c}"));
+        }
+        if let Some(p) = q.party {
+            // An integer from the query, not text: safe to splice.
+            conds.push(format!("(requester_id = {p} OR requester_id IN (SELECT id FROM parties WHERE company_id = {p}))"));
         }
         let where_ = conds.join(" AND ");
         let limit = q.limit.unwrap_or(50).clamp(1, 500);

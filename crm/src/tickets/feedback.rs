@@ -95,7 +95,7 @@ pub(crate) async fn request_feedback(tx: &mut Tx, no: TicketNo, now: Millis) -> 
     let expires = now + FEEDBACK_TTL_MS;
     let mut text = format!("Your request {no} \"{}\" has been solved.\nHow did we do? One click is enough:\n\n", t.subject);
     for r in 1..=5u8 {
-        text.push_str(&format!("  {r} {}: {base}/api/feedback/{}\n", "★".repeat(r as usize), feedback_token(no, r, expires, &secret)));
+        text.push_str(&format!("  {r} {}: {base}/feedback/{}\n", "★".repeat(r as usize), feedback_token(no, r, expires, &secret)));
     }
     text.push_str("\nIf the problem is not solved, just reply to this mail.\n");
     let centre = centres::load_centre(tx, t.centre_id).await?;

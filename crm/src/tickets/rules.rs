@@ -247,11 +247,17 @@ async fn members(conn: &mut sqlx::AnyConnection, team: TeamId) -> Result<Vec<i64
 
 /// Runs the assignment rules on a new ticket.
 pub(crate) async fn on_ticket_created(tx: &mut Tx, no: TicketNo, now: Millis) -> Result<()> {
+    // The rules first: with none (the common case on a small desk) the
+    // ticket need not be loaded at all.
+    let rules = rules_of(tx, RuleKind::Assignment).await?;
+    if rules.is_empty() {
+        return Ok(());
+    }
     let t = desk::load_ticket(tx, no).await?;
     if t.assignee_id.is_some() {
         return Ok(());
     }
-    for rule in rules_of(tx, RuleKind::Assignment).await? {
+    for rule in rules {
         if !matches(tx, &rule.conditions, &t, None).await? {
             continue;
         }

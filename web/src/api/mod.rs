@@ -37,7 +37,7 @@ use utoipa::OpenApi;
         tickets::list_centres, tickets::create_centre, tickets::create_calendar, tickets::set_sla_policy, tickets::sla_report,
         tickets::list_reasons, tickets::create_reason, tickets::list_rules, tickets::create_rule, tickets::get_rule, tickets::update_rule,
         tickets::delete_rule, tickets::run_jobs, tickets::create_article, tickets::get_article, tickets::update_article, tickets::delete_article,
-        tickets::search, tickets::public_search, tickets::public_article, tickets::rate, tickets::rate_with_comment, tickets::feedback_report,
+        tickets::search, tickets::public_search, tickets::public_article, tickets::rate, tickets::rate_with_comment, tickets::feedback_report, tickets::attachment,
         campaigns::create, campaigns::get, campaigns::resume, campaigns::add_message, campaigns::save_template, campaigns::preview, campaigns::launch,
         campaigns::monitor, campaigns::list_from_results, campaigns::timeline,
         dialer::list, dialer::create, dialer::get_one, dialer::update, dialer::delete, dialer::load, dialer::add_dnc, dialer::leads,
@@ -108,6 +108,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/public/kb/search", get(tickets::public_search))
         .route("/api/public/kb/articles/{id}", get(tickets::public_article))
         .route("/api/feedback/{token}", get(tickets::rate).post(tickets::rate_with_comment))
+        .route("/feedback/{token}", get(tickets::feedback_page).post(tickets::feedback_submit))
+        .route("/api/tickets/{no}/attachments/{id}", get(tickets::attachment))
         .route("/api/feedback-report", get(tickets::feedback_report))
         .route("/api/campaigns", post(campaigns::create))
         .route("/api/campaigns/{id}", get(campaigns::get))

@@ -253,6 +253,116 @@ pub async fn rate_with_comment(State(st): State<AppState>, Path(token): Path<Str
     Ok(axum::Json(st.store.record_feedback(&token, body.comment, now_ms()).await?))
 }
 
+/// The comment page's form.
+#[derive(Debug, Default, Deserialize)]
+pub struct FeedbackForm {
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Public: the page a rating link in the mail opens. It shows the rating
+/// and a form for an optional comment, and records nothing: mail scanners
+/// follow every link of a mail, and a GET that recorded would let them
+/// click all five ratings. The form posts back to the same signed URL,
+/// which authenticates it (no session, no cookie: nothing to forge across
+/// sites without the token). Every value shown is escaped.
+pub async fn feedback_page(State(st): State<AppState>, Path(token): Path<String>) -> axum::response::Response {
+    let secret = match st.store.support_secret().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "feedback page: no secret");
+            return feedback_html(StatusCode::SERVICE_UNAVAILABLE, "Please try again later", "<p>We cannot take your rating right now.</p>");
+        }
+    };
+    let Some((ticket, rating)) = parse_feedback_token(&token, &secret, now_ms()) else {
+        return feedback_html(StatusCode::FORBIDDEN, "This link is not valid", "<p>The link is wrong or has expired.</p>");
+    };
+    let stars = "★".repeat(usize::from(rating));
+    let body = format!(
+        "<p>Your rating for request {t}: <strong aria-label=\"{rating} of 5\">{stars}</strong> ({rating} of 5).</p>\
+         <form method=\"post\"><p><label for=\"comment\">Anything to add? (optional)</label><br>\
+         <textarea id=\"comment\" name=\"comment\" rows=\"6\" cols=\"50\" maxlength=\"4000\"></textarea></p>\
+         <p><button type=\"submit\">Send my rating</button></p></form>",
+        t = escape_html(&ticket.to_string()),
+    );
+    feedback_html(StatusCode::OK, "How did we do?", &body)
+}
+
+/// Public: the comment page's form posts here; records the rating of the
+/// signed link and the comment (the last rating wins).
+pub async fn feedback_submit(State(st): State<AppState>, Path(token): Path<String>, axum::Form(form): axum::Form<FeedbackForm>) -> axum::response::Response {
+    let comment = Some(form.comment).filter(|c| !c.trim().is_empty());
+    match st.store.record_feedback(&token, comment.clone(), now_ms()).await {
+        Ok(r) => {
+            let echo = comment.map(|c| format!("<p>Your comment:</p><blockquote>{}</blockquote>", escape_html(c.trim()))).unwrap_or_default();
+            feedback_html(StatusCode::OK, "Thank you", &format!("<p>We recorded {} of 5 for request {}.</p>{echo}", r.rating, escape_html(&r.ticket.to_string())))
+        }
+        Err(crm::Error::Forbidden) => feedback_html(StatusCode::FORBIDDEN, "This link is not valid", "<p>The link is wrong or has expired.</p>"),
+        Err(crm::Error::NotFound(_)) => feedback_html(StatusCode::NOT_FOUND, "Nothing to rate", "<p>This request asks for no rating.</p>"),
+        Err(e) => {
+            tracing::warn!(error = %e, "feedback not recorded");
+            feedback_html(StatusCode::SERVICE_UNAVAILABLE, "Please try again later", "<p>We cannot take your rating right now.</p>")
+        }
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small self-contained page: no script, no outside resource, not
+/// framable, and the token in the URL is not leaked as a referrer.
+fn feedback_html(status: StatusCode, title: &str, body: &str) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>{t}</h1>{body}</body></html>",
+        t = escape_html(title)
+    );
+    let mut r = (status, axum::response::Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+/// An attachment of a ticket's message, for actors who may see the ticket.
+/// Served as a download (never rendered inline: it is the customer's file).
+#[utoipa::path(get, path = "/api/tickets/{no}/attachments/{id}", tag = "tickets", params(("no" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, description = "the file"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn attachment(State(st): State<AppState>, Auth(a): Auth, Path((no, id)): Path<(String, i64)>) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    let no = TicketNo::parse(&no).map_err(|_| ApiError::not_found("ticket"))?;
+    let (info, data) = st.store.ticket_attachment(&a, no, id).await?;
+    let mut r = data.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    let name: String = info.filename.as_deref().unwrap_or("attachment").chars().map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) { c } else { '_' }).collect();
+    let utf8: String = info.filename.as_deref().unwrap_or("attachment").bytes().map(|b| if b.is_ascii_alphanumeric() || b".-_".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"; filename*=UTF-8''{utf8}")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&info.content_type) {
+        h.insert("x-original-content-type", v);
+    }
+    Ok(r)
+}
+
 #[utoipa::path(get, path = "/api/feedback-report", tag = "feedback", params(FeedbackQuery), responses((status = 200, body = [FeedbackRow]), (status = 403, body = Problem)))]
 pub async fn feedback_report(State(st): State<AppState>, Auth(a): Auth, Query(q): Query<FeedbackQuery>) -> ApiResult<axum::Json<Vec<FeedbackRow>>> {
     Ok(axum::Json(st.store.feedback_report(&a, &q).await?))

@@ -217,7 +217,7 @@ async fn feedback_by_one_click() {
         let req = out.body.as_array().and_then(|a| a.iter().find(|m| m["kind"] == "feedback_request")).cloned().expect("feedback request");
         assert_eq!(req["auto_submitted"], true);
         let text = req["text"].as_str().expect("text");
-        let link = |r: usize| text.lines().nth(2 + r).and_then(|l| l.split("/api/feedback/").nth(1)).map(str::trim).map(String::from).expect("link");
+        let link = |r: usize| text.lines().nth(2 + r).and_then(|l| l.split("/feedback/").nth(1)).map(str::trim).map(String::from).expect("link");
         let anon = Session::default();
         let r4 = app.get(&anon, &format!("/api/feedback/{}", link(4))).await;
         assert_eq!(r4.status, StatusCode::OK, "{}", r4.text);
@@ -230,6 +230,115 @@ async fn feedback_by_one_click() {
         let rep = app.get(&admin, "/api/feedback-report").await;
         assert_eq!(rep.body[0]["rated"], 1, "{}", rep.text);
         assert_eq!(rep.body[0]["distribution"], json!([0, 1, 0, 0, 0]), "the last click wins");
+    })
+    .await;
+}
+
+/// The rating link in the mail opens a page with a comment form. Opening it
+/// records nothing (mail scanners open every link); posting the form
+/// records the rating and the comment, shown back escaped; a forged link is
+/// refused. Results come per centre and operator.
+#[tokio::test]
+async fn feedback_comment_page() {
+    each_app(|app| async move {
+        app.user("boss", "admin", None).await;
+        let op = app.user("op", "support", None).await;
+        let admin = app.login("boss").await;
+        let c = centre(&app, &admin, json!({})).await;
+        app.post(&admin, "/api/reason-codes", json!({"code": "TAKE", "name": "Assign", "action": "assign"})).await;
+        app.post(&admin, "/api/reason-codes", json!({"code": "SOLVE", "name": "Solved", "action": "set_state", "params": {"state": "solved"}})).await;
+        let t = app.post(&admin, "/api/tickets", json!({"centre_id": c, "subject": "vpn down", "requester_email": "y@cust.example"})).await;
+        let no = t.body["no"].as_str().expect("no").to_string();
+        let a = app.post(&admin, &format!("/api/tickets/{no}/reason"), json!({"code": "TAKE", "assignee_id": op.0})).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        app.post(&admin, &format!("/api/tickets/{no}/reason"), json!({"code": "SOLVE"})).await;
+        let out = app.get(&admin, &format!("/api/tickets/{no}/outbox")).await;
+        let req = out.body.as_array().and_then(|a| a.iter().find(|m| m["kind"] == "feedback_request")).cloned().expect("feedback request");
+        let text = req["text"].as_str().expect("text").to_string();
+        let link3 = text.lines().find(|l| l.trim_start().starts_with("3 ")).and_then(|l| l.split_once("http://")).map(|(_, u)| u.trim().to_string()).expect("link");
+        let path = format!("/{}", link3.split_once('/').map(|(_, p)| p).expect("path"));
+        assert!(path.starts_with("/feedback/"), "{path}");
+        let anon = Session::default();
+
+        let page = app.get(&anon, &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        assert!(page.text.contains("<form method=\"post\">") && page.text.contains("name=\"comment\""), "{}", page.text);
+        assert!(page.text.contains("3 of 5"));
+        assert!(page.headers.get("content-security-policy").is_some());
+        assert_eq!(page.headers.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
+        let rep = app.get(&admin, "/api/feedback-report").await;
+        assert_eq!(rep.body[0]["rated"], 0, "opening the page records nothing: {}", rep.text);
+
+        let done = app.raw(&anon, Method::POST, &path, "application/x-www-form-urlencoded", b"comment=%3Cscript%3Ealert(1)%3C%2Fscript%3E+quick+%26+kind".to_vec()).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+        assert!(done.text.contains("&lt;script&gt;alert(1)&lt;/script&gt; quick &amp; kind"), "{}", done.text);
+        assert!(!done.text.contains("<script>"));
+        let rep = app.get(&admin, "/api/feedback-report").await;
+        assert_eq!(rep.body[0]["rated"], 1, "{}", rep.text);
+        assert_eq!(rep.body[0]["operator_id"], op.0, "per operator: {}", rep.text);
+        assert_eq!(rep.body[0]["centre_id"], c, "per centre");
+        assert_eq!(rep.body[0]["distribution"], json!([0, 0, 1, 0, 0]));
+        let d = app.get(&admin, &format!("/api/tickets/{no}")).await;
+        let ev = d.body["events"].as_array().and_then(|e| e.iter().find(|e| e["action"] == "feedback")).cloned().expect("feedback event");
+        assert!(ev["details"].to_string().contains("<script>alert(1)</script> quick & kind"), "the comment is stored as written: {ev}");
+
+        let forged = path.replacen(".3.", ".5.", 1);
+        let bad = app.get(&anon, &forged).await;
+        assert_eq!(bad.status, StatusCode::FORBIDDEN);
+        assert!(bad.text.contains("not valid"));
+        let bad = app.raw(&anon, Method::POST, &forged, "application/x-www-form-urlencoded", b"comment=x".to_vec()).await;
+        assert_eq!(bad.status, StatusCode::FORBIDDEN);
+        let rep = app.get(&admin, "/api/feedback-report").await;
+        assert_eq!(rep.body[0]["distribution"], json!([0, 0, 1, 0, 0]), "a forged post changes nothing");
+    })
+    .await;
+}
+
+/// Attachments download only for actors who may see the ticket; the
+/// tickets list filters by requester party.
+#[tokio::test]
+async fn attachments_and_party_filter() {
+    each_app(|app| async move {
+        app.user("boss", "admin", None).await;
+        app.user("other", "support", None).await;
+        let lead = app.user("lead", "supervisor", None).await;
+        let team = app.store.create_team(&Actor::system(), crm::auth::NewTeam { name: "T".into(), parent_id: None, lead_user_id: Some(lead) }).await.expect("team").id;
+        let mine = app.user("mine", "support", Some(team)).await;
+        let admin = app.login("boss").await;
+        let c = centre(&app, &admin, json!({})).await;
+        let mut m = mail("att1@cust.example", "Invoice attached", "carla@cust.example");
+        m.attachments = vec![MailAttachment { filename: Some("fattura è.pdf".into()), content_type: "text/html".into(), data: b"<script>alert(1)</script>".to_vec() }];
+        let first = inbound(&app, c, 1, m).await;
+        inbound(&app, c, 2, mail("other1@else.example", "Unrelated", "dino@else.example")).await;
+        let no = first.ticket.to_string();
+        app.post(&admin, "/api/reason-codes", json!({"code": "TAKE", "name": "Assign", "action": "assign"})).await;
+        app.post(&admin, &format!("/api/tickets/{no}/reason"), json!({"code": "TAKE", "assignee_id": mine.0, "team_id": team.0})).await;
+
+        let d = app.get(&admin, &format!("/api/tickets/{no}")).await;
+        let att = d.body["messages"][0]["attachments"][0].clone();
+        let id = att["id"].as_i64().expect("attachment id");
+        let url = format!("/api/tickets/{no}/attachments/{id}");
+        let me = app.login("mine").await;
+        let got = app.get(&me, &url).await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+        assert_eq!(got.text, "<script>alert(1)</script>");
+        assert_eq!(got.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/octet-stream"), "never rendered as HTML");
+        let cd = got.headers.get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert!(cd.starts_with("attachment;") && cd.contains("UTF-8''fattura%20%C3%A8.pdf"), "{cd}");
+        let other = app.login("other").await;
+        app.get(&other, &url).await.problem(403);
+        app.get(&Session::default(), &url).await.problem(401);
+        app.get(&admin, &format!("/api/tickets/{no}/attachments/{}", id + 1000)).await.problem(404);
+
+        // Party filter: the requester (a company id also matches its people).
+        let requester = app.get(&admin, &format!("/api/tickets/{no}")).await.body["ticket"]["requester_id"].as_i64().expect("requester");
+        let q = app.get(&admin, &format!("/api/tickets?queue=all&party={requester}")).await;
+        assert_eq!(q.body["total"], 1, "{}", q.text);
+        assert_eq!(q.body["items"][0]["no"], no);
+        let all = app.get(&admin, "/api/tickets?queue=all").await;
+        assert_eq!(all.body["total"], 2);
+        assert_eq!(app.get(&admin, "/api/tickets?queue=all&party=999999").await.body["total"], 0);
+        app.get(&admin, "/api/tickets?queue=all&party=abc").await.problem(422);
     })
     .await;
 }
