@@ -181,3 +181,132 @@ async fn recovery_after_a_crash_recycles_in_flight_leads() {
     let rows = store.dialer_leads(camp.id).await.unwrap();
     assert_eq!(rows[0].state, "ready");
 }
+
+async fn setup(pacing: &str, numbers: &[&str]) -> (tempfile::TempDir, Store, crm::dialer_store::DialerCampaignId, Vec<crm::UserId>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreOptions::new(dir.path().join("d.db").to_string_lossy().to_string())).await.unwrap();
+    let a = Actor::system();
+    let cfg: DialerConfig = serde_json::from_value(serde_json::json!({"name": "c", "trunk": "127.0.0.1:5070", "pacing": pacing})).unwrap();
+    let camp = store.create_dialer_campaign(&a, cfg, NOW).await.unwrap();
+    let leads: Vec<_> = numbers.iter().map(|n| (None, n.to_string(), 0)).collect();
+    store.dialer_add_leads(&a, camp.id, &leads, NOW).await.unwrap();
+    let mut users = Vec::new();
+    for n in ["ann", "bob"] {
+        let u = crm::auth::NewUser { username: n.into(), display_name: None, password: format!("{n}-password-long"), role: "agent".into(), team_id: None };
+        users.push(store.create_user(&a, u).await.unwrap().id);
+    }
+    (dir, store, camp.id, users)
+}
+
+fn start_opts() -> RuntimeOptions {
+    let mut opts = RuntimeOptions::new("node-1");
+    opts.start_ms = NOW;
+    opts.grace = Duration::from_millis(300);
+    opts.wrap_up = Duration::from_secs(60);
+    opts
+}
+
+/// Polls `f` every 20 ms until it holds (bounded: the test fails after 10 s).
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..500 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// An agent's leg ends mid-call: the agent is logged out, the customer
+/// call is hung up and booked `agent_gone` (the lead retried later), and
+/// nothing is bridged to the dead leg afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_agent_leg_logs_the_agent_out() {
+    let (_d, store, id, users) = setup("progressive", &["+39 02 1234 5005", "+39 02 1234 5006", "+39 02 1234 5007"]).await;
+    let (tx, rx) = mpsc::channel(256);
+    let fake = Arc::new(Fake { tx: tx.clone(), log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let (h, join) = runtime::spawn(store.clone(), fake.clone(), id, rx, start_opts()).await.unwrap();
+    let ann = users[0];
+    h.login(ann, "leg-ann".into()).await.unwrap();
+    until("ann on a call", || async { h.agent_state(ann).await.unwrap().as_deref() == Some("on_call") }).await;
+    let call = h.agent_view(ann).await.unwrap().unwrap().call.expect("the call ann is on");
+    tx.send(LineEvent::Ended { call: "leg-ann".into(), how: LineEnd::Completed }).await.unwrap();
+    until("ann logged out", || async { h.agent_state(ann).await.unwrap().as_deref() == Some("logged_out") }).await;
+    let bridged_then = fake.log.lock().unwrap().bridged.len();
+    // The other leads are answered with nobody left: abandons, never a bridge.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    h.stop().await;
+    join.await.unwrap();
+    assert_eq!(fake.log.lock().unwrap().bridged.len(), bridged_then, "bridged to a dead leg");
+    let attempts = store.dialer_attempts(id).await.unwrap();
+    let mine = attempts.iter().find(|a| a.call_id.as_deref() == Some(call.as_str())).unwrap();
+    assert_eq!(mine.result.as_deref(), Some("agent_gone"));
+    assert_eq!(mine.agent_id, Some(ann));
+    let lead = store.dialer_leads(id).await.unwrap().into_iter().find(|l| l.id == mine.lead_id).unwrap();
+    assert_eq!((lead.state.as_str(), lead.last_result.as_deref()), ("ready", Some("agent_gone")));
+    assert!(attempts.iter().all(|a| a.ended_at.is_some()), "every attempt closed");
+}
+
+/// Preview: a ready agent is reserved with the next lead's card; skipping
+/// it puts the lead back (not counted as an attempt) and brings the next
+/// card; dialing it calls that lead only and bridges the answer to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_reserves_a_card_then_dials_or_skips() {
+    let (_d, store, id, users) = setup("preview", &["+39 02 1234 5005", "+39 02 1234 5006"]).await;
+    let (tx, rx) = mpsc::channel(256);
+    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let (h, join) = runtime::spawn(store.clone(), fake.clone(), id, rx, start_opts()).await.unwrap();
+    let ann = users[0];
+    assert!(h.preview_dial(ann).await.is_err(), "not logged in");
+    h.login(ann, "leg-ann".into()).await.unwrap();
+    until("a card", || async { h.agent_view(ann).await.unwrap().is_some_and(|v| v.state == "reserved" && v.card.is_some()) }).await;
+    let first = h.agent_view(ann).await.unwrap().unwrap().card.unwrap();
+    assert!(fake.log.lock().unwrap().dialed.is_empty(), "nothing is dialed before the agent says so");
+    h.preview_skip(ann).await.unwrap();
+    until("the next card", || async { h.agent_view(ann).await.unwrap().and_then(|v| v.card).is_some_and(|c| c.lead_id != first.lead_id) }).await;
+    let skipped = store.dialer_leads(id).await.unwrap().into_iter().find(|l| l.id == first.lead_id).unwrap();
+    assert_eq!((skipped.state.as_str(), skipped.attempts, skipped.last_result.as_deref()), ("ready", 0, Some("skipped")));
+    assert!(skipped.due_at > NOW, "a skipped card comes back later");
+    let second = h.agent_view(ann).await.unwrap().unwrap().card.unwrap();
+    let call = h.preview_dial(ann).await.unwrap();
+    assert!(h.preview_dial(ann).await.is_err(), "one dial per card");
+    until("ann on the call", || async { h.agent_state(ann).await.unwrap().as_deref() == Some("on_call") }).await;
+    {
+        let log = fake.log.lock().unwrap();
+        assert_eq!(log.dialed, vec![second.number.as_str().to_string()]);
+        assert_eq!(log.bridged, vec![("leg-ann".to_string(), call.clone())]);
+    }
+    let d = Disposition { final_: true, callback_at: None, callback_agent_only: false, answers: vec![], outcome: None };
+    assert_eq!(h.dispose(ann, d).await.unwrap(), "done");
+    h.stop().await;
+    join.await.unwrap();
+    let rows = store.dialer_leads(id).await.unwrap();
+    assert!(rows.iter().all(|l| l.state != "in_flight"), "a reserved card is released at stop");
+}
+
+/// A callback for one agent only waits while that agent is away (another
+/// ready agent does not get it) and is dialed for them, and bridged to
+/// them, once they are ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_only_callback_waits_for_its_agent() {
+    let (_d, store, id, users) = setup("progressive", &["+39 02 1234 5005"]).await;
+    let (ann, bob) = (users[0], users[1]);
+    let c = store.dialer_claim(id, 1, NOW, "node-1").await.unwrap();
+    let cb = crm::dialer_store::AttemptResult::Disposed { final_: false, callback_at: Some(NOW), callback_agent: Some(ann) };
+    store.dialer_finish(c.leads[0].attempt_id, cb, NOW).await.unwrap();
+    let (tx, rx) = mpsc::channel(256);
+    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let (h, join) = runtime::spawn(store.clone(), fake.clone(), id, rx, start_opts()).await.unwrap();
+    h.login(bob, "leg-bob".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(fake.log.lock().unwrap().dialed.is_empty(), "ann's callback went to someone else");
+    assert_eq!(store.dialer_abandon_stats(id, NOW + 2_000).await.unwrap().callbacks_waiting, 1);
+    h.login(ann, "leg-ann".into()).await.unwrap();
+    until("ann on the callback", || async { h.agent_state(ann).await.unwrap().as_deref() == Some("on_call") }).await;
+    assert_eq!(h.agent_state(bob).await.unwrap().as_deref(), Some("ready"));
+    let bridged = fake.log.lock().unwrap().bridged.clone();
+    assert_eq!(bridged.len(), 1);
+    assert_eq!(bridged[0].0, "leg-ann");
+    h.stop().await;
+    join.await.unwrap();
+}
