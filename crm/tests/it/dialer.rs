@@ -2,7 +2,7 @@
 //! callee's local time, DNC and consent, invalid numbers), retry rules,
 //! crash recovery, and two concurrent claimers that never share a lead.
 use crate::harness::{each_store, postgres_url, system};
-use crm::dialer_store::{AttemptResult, CallWindow, DialerCampaignId, DialerConfig, LeadId};
+use crm::dialer_store::{AttemptResult, CallOutcome, CallWindow, DialerCampaignId, DialerConfig, LeadId};
 use crm::lists::{ListKind, NewList};
 use crm::parties::{PartyInput, PhoneInput};
 use crm::{Channel, Error, PartyId, Store, StoreOptions};
@@ -224,4 +224,174 @@ async fn two_concurrent_claimers_never_share_a_lead() {
     if let Some(url) = postgres_url().await {
         race(url, "postgres").await;
     }
+}
+
+async fn agent(s: &Store, name: &str) -> crm::UserId {
+    let u = crm::auth::NewUser { username: name.into(), display_name: None, password: format!("{name}-password-long"), role: "agent".into(), team_id: None };
+    s.create_user(&system(), u).await.unwrap().id
+}
+
+/// A disposition with an outcome completes a `Call` activity on the
+/// lead's party through the outcome graph (state, follow-up, points) and
+/// books the lead; an outcome the graph does not allow changes nothing.
+#[tokio::test]
+async fn dispositions_flow_through_the_outcome_graph() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        s.install_default_graph(&a).await.unwrap();
+        let ann = agent(s, "ann").await;
+        let camp = s.create_dialer_campaign(&a, config("graph"), NOW).await.unwrap();
+        let p = party(s, "Ada", "+39 02 1234 5678", false).await;
+        s.dialer_add_leads(&a, camp.id, &[(Some(p), "+39 02 1234 5678".into(), 0)], NOW).await.unwrap();
+        let cl = s.dialer_claim(camp.id, 1, NOW, "n").await.unwrap();
+        let att = cl.leads[0].attempt_id;
+        s.dialer_attempt_progress(att, Some("call-1"), Some(NOW + 5_000), Some(NOW + 5_200), Some(ann)).await.unwrap();
+        let done = AttemptResult::Disposed { final_: true, callback_at: None, callback_agent: None };
+        let bogus = s.ensure_outcome(&a, "Bogus").await.unwrap();
+        let bad = s.dialer_dispose(&a, att, done.clone(), Some(CallOutcome { outcome_id: bogus, notes: None }), NOW + 60_000).await.unwrap_err();
+        assert_eq!(fields(bad), vec!["outcome_id"], "{}", t.name);
+        assert_eq!(s.dialer_leads(camp.id).await.unwrap()[0].state, "in_flight", "a refused disposition changes nothing");
+        assert!(s.dialer_attempts(camp.id).await.unwrap()[0].activity_id.is_none());
+
+        let interested = s.ensure_outcome(&a, "Interested").await.unwrap();
+        let o = CallOutcome { outcome_id: interested, notes: Some("wants a visit".into()) };
+        let r = s.dialer_dispose(&a, att, done.clone(), Some(o.clone()), NOW + 60_000).await.unwrap();
+        assert_eq!(r.lead_state, "done", "{}", t.name);
+        assert_eq!(r.points, 1, "Call → Interested is worth a point");
+        assert!(r.follow_up_id.is_some(), "Interested books a meeting");
+        let state = s.ensure_commercial_state(&a, "Interested").await.unwrap();
+        assert_eq!(r.commercial_state_id, Some(state));
+        let act = s.get_activity(&a, r.activity_id.unwrap()).await.unwrap();
+        assert_eq!((act.party_id, act.outcome_id, act.owner_id), (p, Some(interested), Some(ann)));
+        assert!(act.done_at.is_some() && act.notes.as_deref() == Some("wants a visit"));
+        let rec = &s.dialer_attempts(camp.id).await.unwrap()[0];
+        assert_eq!((rec.result.as_deref(), rec.outcome_id, rec.activity_id, rec.agent_id), (Some("disposed"), Some(interested), r.activity_id, Some(ann)));
+        assert_eq!((rec.answered_at, rec.bridged_at, rec.call_id.as_deref()), (Some(NOW + 5_000), Some(NOW + 5_200), Some("call-1")));
+        assert!(matches!(s.dialer_dispose(&a, att, done, Some(o), NOW + 61_000).await, Err(Error::Conflict)), "disposed once");
+    })
+    .await;
+}
+
+/// A crash after the agent posted a disposition but before it was booked:
+/// recovery finishes it as posted (activity completed, lead closed) instead
+/// of recycling the lead for another call; the other in-flight lead is
+/// recycled.
+#[tokio::test]
+async fn recovery_finishes_a_posted_disposition() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        s.install_default_graph(&a).await.unwrap();
+        let ann = agent(s, "ann").await;
+        let camp = s.create_dialer_campaign(&a, config("posted"), NOW).await.unwrap();
+        let p = party(s, "Ada", "+39 02 1234 5678", false).await;
+        s.dialer_add_leads(&a, camp.id, &[(Some(p), "+39 02 1234 5678".into(), 0), (None, "+39 02 1234 5679".into(), 0)], NOW).await.unwrap();
+        let cl = s.dialer_claim(camp.id, 2, NOW, "dead").await.unwrap();
+        let att = cl.leads.iter().find(|l| l.party_id == Some(p)).unwrap().attempt_id;
+        s.dialer_attempt_progress(att, Some("call-1"), Some(NOW), Some(NOW), Some(ann)).await.unwrap();
+        // The state a crash leaves between the intent and the booking.
+        let call = s.ensure_action_type(&a, "Call").await.unwrap();
+        let sale = s.ensure_outcome(&a, "Sale").await.unwrap();
+        let input = crm::activities::ActivityInput {
+            kind: "call".into(), party_id: p, action_type_id: call, deal_id: None, owner_id: Some(ann),
+            subject: None, notes: None, due_at: Some(NOW), parent_activity_id: None,
+        };
+        let act = s.create_activity(&a, input).await.unwrap();
+        let intent = serde_json::to_string(&AttemptResult::Disposed { final_: true, callback_at: None, callback_agent: None }).unwrap();
+        s.exec_admin(&format!("UPDATE dialer_attempts SET disposition = '{intent}', outcome_id = {}, activity_id = {} WHERE id = {att}", sale.0, act.id.0)).await.unwrap();
+        assert_eq!(s.dialer_recover("dead", NOW + MIN).await.unwrap(), 1, "only the undisposed lead is recycled ({})", t.name);
+        let rows = s.dialer_leads(camp.id).await.unwrap();
+        let mine = rows.iter().find(|l| l.party_id == Some(p)).unwrap();
+        assert_eq!((mine.state.as_str(), mine.last_result.as_deref()), ("done", Some("disposed")));
+        let other = rows.iter().find(|l| l.party_id.is_none()).unwrap();
+        assert_eq!((other.state.as_str(), other.last_result.as_deref()), ("ready", Some("crashed")));
+        let act = s.get_activity(&a, act.id).await.unwrap();
+        assert_eq!(act.outcome_id, Some(sale), "the outcome reached the CRM");
+        // Recovering again repeats nothing.
+        assert_eq!(s.dialer_recover("dead", NOW + 2 * MIN).await.unwrap(), 0);
+        assert_eq!(s.dialer_attempts(camp.id).await.unwrap().iter().filter(|r| r.result.as_deref() == Some("disposed")).count(), 1);
+    })
+    .await;
+}
+
+/// Callbacks for one agent are claimed only for that agent; a skipped
+/// preview card goes back without counting as an attempt.
+#[tokio::test]
+async fn agent_only_callbacks_and_skips() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let (ann, bob) = (agent(s, "ann").await, agent(s, "bob").await);
+        let camp = s.create_dialer_campaign(&a, config("cb"), NOW).await.unwrap();
+        s.dialer_add_leads(&a, camp.id, &[(None, "+39 02 1234 5678".into(), 0), (None, "+39 02 1234 5679".into(), 0)], NOW).await.unwrap();
+        let c = s.dialer_claim(camp.id, 1, NOW, "n").await.unwrap();
+        let cb_lead = c.leads[0].lead_id;
+        let cb = AttemptResult::Disposed { final_: false, callback_at: Some(NOW + MIN), callback_agent: Some(ann) };
+        s.dialer_finish(c.leads[0].attempt_id, cb, NOW).await.unwrap();
+        let t1 = NOW + 2 * MIN;
+        assert_eq!(s.dialer_abandon_stats(camp.id, t1).await.unwrap().callbacks_waiting, 1, "{}", t.name);
+        let none = s.dialer_claim_for(camp.id, 5, t1, "n", Some(&[])).await.unwrap();
+        assert!(none.leads.iter().all(|l| l.lead_id != cb_lead) && none.leads.len() == 1, "nobody else gets ann's callback");
+        assert!(s.dialer_claim_for(camp.id, 5, t1, "n", Some(&[bob])).await.unwrap().leads.is_empty());
+        let mine = s.dialer_claim_for(camp.id, 5, t1, "n", Some(&[bob, ann])).await.unwrap();
+        assert_eq!(mine.leads.len(), 1);
+        assert_eq!((mine.leads[0].lead_id, mine.leads[0].callback_agent), (cb_lead, Some(ann)));
+        assert_eq!(mine.leads[0].attempts, 2);
+        assert_eq!(s.dialer_finish(mine.leads[0].attempt_id, AttemptResult::Skipped, t1).await.unwrap(), "ready");
+        let row = s.dialer_leads(camp.id).await.unwrap().into_iter().find(|l| l.id == cb_lead).unwrap();
+        assert_eq!((row.attempts, row.last_result.as_deref(), row.due_at), (1, Some("skipped"), t1 + 10 * MIN), "a skip is not an attempt");
+    })
+    .await;
+}
+
+/// Abandon rates over 30 rolling days and the worst 24 h, TSR form and UK
+/// form (machines × the campaign's AMD false-positive rate), and the
+/// answer→bridge percentiles.
+#[tokio::test]
+async fn abandon_rates_over_their_windows() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let mut c = config("rates");
+        c.amd_fp_rate = 0.1;
+        let camp = s.create_dialer_campaign(&a, c, NOW - 40 * 24 * 60 * MIN).await.unwrap();
+        let leads: Vec<_> = (0..13).map(|i| (None, format!("+39 02 1234 57{i:02}"), 0)).collect();
+        s.dialer_add_leads(&a, camp.id, &leads, NOW - 32 * 24 * 60 * MIN).await.unwrap();
+        let day = 24 * 60 * MIN;
+        let mut book = |at: i64, r: AttemptResult, bridge_ms: Option<i64>| {
+            let s = s.clone();
+            async move {
+                let c = s.dialer_claim(camp.id, 1, at, "n").await.unwrap();
+                let id = c.leads[0].attempt_id;
+                if let Some(ms) = bridge_ms {
+                    s.dialer_attempt_progress(id, None, Some(at - 1000), Some(at - 1000 + ms), None).await.unwrap();
+                }
+                s.dialer_finish(id, r, at).await.unwrap();
+            }
+        };
+        let done = || AttemptResult::Disposed { final_: true, callback_at: None, callback_agent: None };
+        // Outside the 30 days: not counted.
+        book(NOW - 31 * day, AttemptResult::Abandoned, None).await;
+        for i in 0..4 {
+            book(NOW - 2 * day + i, done(), Some(100)).await;
+        }
+        for i in 0..4 {
+            book(NOW + i, done(), Some(300 + 100 * i)).await;
+        }
+        book(NOW + MIN, AttemptResult::Abandoned, None).await;
+        book(NOW + MIN + 1, AttemptResult::Abandoned, None).await;
+        book(NOW + 2 * MIN, AttemptResult::Machine, None).await;
+        book(NOW + 2 * MIN + 1, AttemptResult::Machine, None).await;
+        let st = s.dialer_abandon_stats(camp.id, NOW + 3 * MIN).await.unwrap();
+        assert_eq!((st.live_30d, st.abandons_30d, st.machine_30d), (10, 2, 2), "{}", t.name);
+        assert!((st.tsr_30d - 0.2).abs() < 1e-9);
+        assert!((st.uk_30d - 2.2 / 10.2).abs() < 1e-9, "{}", st.uk_30d);
+        assert!((st.worst_24h_tsr - 2.0 / 6.0).abs() < 1e-9, "{}", st.worst_24h_tsr);
+        assert_eq!(st.worst_24h_tsr_end, Some(NOW + MIN + 1));
+        assert!((st.worst_24h_uk - 2.2 / 6.2).abs() < 1e-9, "{}", st.worst_24h_uk);
+        assert_eq!(st.worst_24h_uk_end, Some(NOW + 2 * MIN + 1));
+        assert_eq!((st.bridged_30d, st.bridge_p50_ms, st.bridge_p99_ms), (8, 300, 600));
+    })
+    .await;
 }
