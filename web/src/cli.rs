@@ -126,3 +126,33 @@ pub fn bounce_classify(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `centralino dialer claim-bench`: drains a campaign's hopper as a dialer
+/// node would, without dialing — claim a batch, hold each lead, book it
+/// done — printing one JSON line per claimed lead. Two of these on one
+/// PostgreSQL database show that claims never hand a lead to both
+/// (`FOR UPDATE SKIP LOCKED`).
+pub async fn dialer_claim_bench(store: &Store, campaign: i64, node: &str, batch: usize, hold_ms: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let id = crm::dialer_store::DialerCampaignId(campaign);
+    let us = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    let mut n = 0u64;
+    loop {
+        let claim = store.dialer_claim(id, batch.max(1), crm::now_ms(), node).await.map_err(describe)?;
+        if claim.leads.is_empty() {
+            break;
+        }
+        for lead in claim.leads {
+            let claimed = us();
+            tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+            let done = crm::dialer_store::AttemptResult::Disposed { final_: true, callback_at: None, callback_agent: None };
+            store.dialer_finish(lead.attempt_id, done, crm::now_ms()).await.map_err(describe)?;
+            let line = serde_json::json!({"lead": lead.lead_id.0, "attempt": lead.attempt_id, "node": node, "claimed_us": claimed, "finished_us": us()});
+            writeln!(out, "{line}")?;
+            n += 1;
+        }
+    }
+    eprintln!("{node}: claimed {n} leads");
+    Ok(())
+}

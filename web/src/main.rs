@@ -44,6 +44,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// Dialer tools.
+    Dialer {
+        #[command(subcommand)]
+        cmd: DialerCmd,
+    },
     /// Create a demo database (≈1,000 parties, users for every role), print the credentials, and serve it.
     Demo {
         /// HTTP listen address (default 127.0.0.1:8080).
@@ -87,6 +92,24 @@ enum ImportWhat {
         /// Owner of the imported parties (a username).
         #[arg(long)]
         owner: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DialerCmd {
+    /// Drain a campaign's hopper without dialing: claim in batches, hold
+    /// each lead `--hold-ms`, book it done. One JSON line per claimed lead
+    /// (`lead`, `attempt`, `node`, `claimed_us`, `finished_us`), for testing
+    /// and measuring claims by several processes on one database.
+    ClaimBench {
+        #[arg(long)]
+        campaign: i64,
+        #[arg(long, default_value = "bench")]
+        node: String,
+        #[arg(long, default_value_t = 5)]
+        batch: usize,
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
     },
 }
 
@@ -141,6 +164,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = raw.resolve()?;
             let store = web::app::open_store(&settings).await?;
             let r = web::cli::import_parties(&store, &file, &map, rejects.as_deref(), owner.as_deref()).await;
+            store.close().await;
+            r
+        }
+        Cmd::Dialer { cmd: DialerCmd::ClaimBench { campaign, node, batch, hold_ms } } => {
+            let settings = raw.resolve()?;
+            let store = web::app::open_store(&settings).await?;
+            let r = web::cli::dialer_claim_bench(&store, campaign, &node, batch, hold_ms).await;
             store.close().await;
             r
         }

@@ -356,3 +356,62 @@ async fn assert_attempts_sound(store: &crm::Store, id: crm::dialer_store::Dialer
     let counted = attempts.iter().filter(|a| a.result.as_deref() != Some("skipped")).count() as i64;
     assert_eq!(lead_attempts, counted, "the leads' attempt counters match the records");
 }
+
+/// Two `centralino` processes drain one campaign's hopper on the same
+/// PostgreSQL database at once (`centralino dialer claim-bench`): every
+/// lead is claimed by exactly one of them, both get work, and the store's
+/// records agree (one attempt per lead, no lead left in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_never_claim_the_same_lead() {
+    let Ok(base) = std::env::var("CENTRALINO_TEST_PG") else {
+        assert!(std::env::var("CENTRALINO_REQUIRE_PG").as_deref() != Ok("1"), "CENTRALINO_REQUIRE_PG=1 but CENTRALINO_TEST_PG is not set");
+        eprintln!("note: no CENTRALINO_TEST_PG, skipping the two-process hopper test");
+        return;
+    };
+    let base = base.trim_end_matches('/').to_string();
+    let db = format!("two_proc_{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let admin = crm::Store::connect(crm::StoreOptions::new(format!("{base}/postgres"))).await.unwrap();
+    admin.exec_admin(&format!("CREATE DATABASE {db}")).await.unwrap();
+    admin.close().await;
+    let url = format!("{base}/{db}");
+    let store = crm::Store::open(crm::StoreOptions::new(url.clone())).await.unwrap();
+    let sys = crm::Actor::system();
+    let cfg: crm::dialer_store::DialerConfig = serde_json::from_value(json!({"name": "Two", "trunk": "127.0.0.1:5070", "window": {"start": "00:00", "end": "23:59"}})).unwrap();
+    let camp = store.create_dialer_campaign(&sys, cfg, crm::now_ms()).await.unwrap();
+    let n = 300;
+    let leads: Vec<_> = (0..n).map(|i| (None, format!("+39 02 1234 {:04}", 3000 + i), 0)).collect();
+    store.dialer_add_leads(&sys, camp.id, &leads, crm::now_ms() - 60_000).await.unwrap();
+    let spawn = |node: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_centralino"))
+            .args(["--db", &url, "dialer", "claim-bench", "--campaign", &camp.id.0.to_string(), "--node", node, "--batch", "5", "--hold-ms", "4"])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn centralino")
+    };
+    let (a, b) = (spawn("node-a"), spawn("node-b"));
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let mut claims: Vec<(i64, String, u64, u64)> = Vec::new();
+    for o in &outs {
+        assert!(o.status.success(), "claim-bench failed: {:?}", o.status);
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            claims.push((v["lead"].as_i64().unwrap(), v["node"].as_str().unwrap().to_string(), v["claimed_us"].as_u64().unwrap(), v["finished_us"].as_u64().unwrap()));
+        }
+    }
+    let per_node = |n: &str| claims.iter().filter(|c| c.1 == n).count();
+    eprintln!("two processes: node-a {} leads, node-b {} leads", per_node("node-a"), per_node("node-b"));
+    assert!(per_node("node-a") > 0 && per_node("node-b") > 0, "both processes claimed work");
+    let distinct: std::collections::HashSet<i64> = claims.iter().map(|c| c.0).collect();
+    assert_eq!(claims.len(), n, "every lead claimed once in all");
+    assert_eq!(distinct.len(), n, "a lead was claimed by both processes");
+    let rows = store.dialer_leads(camp.id).await.unwrap();
+    assert!(rows.iter().all(|l| l.state == "done" && l.attempts == 1), "one attempt per lead, all booked");
+    let attempts = store.dialer_attempts(camp.id).await.unwrap();
+    assert_eq!(attempts.len(), n);
+    let nodes: std::collections::HashSet<&str> = attempts.iter().map(|a| a.node_id.as_str()).collect();
+    assert_eq!(nodes.len(), 2);
+    assert_attempts_sound(&store, camp.id).await;
+    store.close().await;
+}
