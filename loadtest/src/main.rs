@@ -65,6 +65,8 @@ enum Cmd {
     },
     /// CTI screen-pop: INVITE sent → the caller's card on N agents' event sockets, beside a WebSocket ping round trip.
     ScreenPop(bench::screenpop::Args),
+    /// Agents on WebRTC softphone legs (webrtc-crate clients) taking dialer calls from a sipp carrier: answer→bridge and audio gaps per agent count.
+    WebrtcAgents(bench::webrtc_agents::Args),
     /// SIP calls per second through our inbound side with sipp, beside Kamailio (tm) answering in the same run.
     SipCps(sipbench::CpsArgs),
     /// Bridged calls through our RTP relay before loss or p99 > 5 ms, beside a bare recvmmsg relay, and memory per call.
@@ -85,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Import(a) => runtime()?.block_on(bench::import::run(a, &cli.common))?,
         Cmd::Http(a) => bench::http::run(a, &cli.common)?,
         Cmd::ScreenPop(a) => runtime()?.block_on(bench::screenpop::run(a, &cli.common))?,
+        Cmd::WebrtcAgents(a) => runtime()?.block_on(bench::webrtc_agents::run(a, &cli.common))?,
         Cmd::SipCps(a) => sipbench::run_cps(a, &cli.common.data_dir)?,
         Cmd::RtpRelay(a) => sipbench::run_relay(a)?,
         Cmd::Send(a) => runtime()?.block_on(bench::send::run(a, &cli.common))?,

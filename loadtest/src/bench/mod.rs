@@ -6,3 +6,4 @@ pub mod lookup;
 pub mod mail;
 pub mod screenpop;
 pub mod send;
+pub mod webrtc_agents;
