@@ -138,6 +138,11 @@ pub struct DialerConfig {
     /// estimate. 0 when AMD is off.
     #[serde(default)]
     pub amd_fp_rate: f64,
+    /// Where answered calls are recorded (a directory on the node; one
+    /// 2-channel WAV per bridged call, its path on the attempt). Empty:
+    /// no recording.
+    #[serde(default)]
+    pub recordings_dir: String,
 }
 
 fn default_mode() -> String {

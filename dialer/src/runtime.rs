@@ -85,6 +85,10 @@ pub trait Lines: Send + Sync + 'static {
     fn leg_alive(&self, _leg: &str) -> impl Future<Output = bool> + Send {
         async { true }
     }
+    /// Starts recording an answered call into `path` (until it ends).
+    fn record(&self, _call: &str, _path: &std::path::Path) -> impl Future<Output = Result<(), String>> + Send {
+        async { Err("recording is not supported by these lines".to_string()) }
+    }
 }
 
 /// The disposition an agent posts for the call they just had.
@@ -99,6 +103,17 @@ pub struct Disposition {
     /// The outcome in the CRM outcome graph (a `Call` activity on the
     /// lead's party is completed with it).
     pub outcome: Option<CallOutcome>,
+}
+
+/// Why a disposition was not booked: the agent's state (nothing to
+/// dispose of, not logged in) or the store (bad input is
+/// `crm::Error::Invalid` with its fields; nothing changed).
+#[derive(Debug, thiserror::Error)]
+pub enum DisposeError {
+    #[error("{0}")]
+    Agent(String),
+    #[error(transparent)]
+    Store(#[from] crm::Error),
 }
 
 /// An agent as the API shows them: state, pause reason, and the card of
@@ -136,7 +151,7 @@ pub enum Command {
     Pause { agent: UserId, reason: String, reply: oneshot::Sender<Result<(), String>> },
     Resume { agent: UserId, reply: oneshot::Sender<Result<(), String>> },
     Logout { agent: UserId, reply: oneshot::Sender<Result<(), String>> },
-    Dispose { actor: Actor, agent: UserId, disposition: Disposition, reply: oneshot::Sender<Result<DisposeReport, String>> },
+    Dispose { actor: Actor, agent: UserId, disposition: Disposition, reply: oneshot::Sender<Result<DisposeReport, DisposeError>> },
     PreviewDial { agent: UserId, reply: oneshot::Sender<Result<String, String>> },
     PreviewSkip { agent: UserId, reply: oneshot::Sender<Result<(), String>> },
     AgentView { agent: UserId, reply: oneshot::Sender<Option<AgentView>> },
@@ -174,12 +189,15 @@ impl CampaignHandle {
     }
     /// Books the agent's current (or just ended) call; returns the lead's new state.
     pub async fn dispose(&self, agent: UserId, disposition: Disposition) -> Result<String, String> {
-        Ok(self.dispose_as(Actor::system(), agent, disposition).await?.lead_state)
+        self.dispose_as(Actor::system(), agent, disposition).await.map(|r| r.lead_state).map_err(|e| e.to_string())
     }
     /// [`Self::dispose`] acting as `actor` (whose operation-log entries
     /// and, for their own calls, points the CRM records).
-    pub async fn dispose_as(&self, actor: Actor, agent: UserId, disposition: Disposition) -> Result<DisposeReport, String> {
-        ask!(self, Dispose { actor: actor, agent: agent, disposition: disposition })
+    pub async fn dispose_as(&self, actor: Actor, agent: UserId, disposition: Disposition) -> Result<DisposeReport, DisposeError> {
+        let stopped = || DisposeError::Agent("campaign stopped".to_string());
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Dispose { actor, agent, disposition, reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
     /// Preview: dials the card the agent is reserved with; returns the Call-ID.
     pub async fn preview_dial(&self, agent: UserId) -> Result<String, String> {
@@ -674,6 +692,15 @@ impl<L: Lines> Task<L> {
         let attempt = line.attempt_id;
         let _ = self.store.dialer_attempt_progress(attempt, None, None, Some(now_ms), Some(agent)).await;
         self.feed(evs);
+        if !self.cfg.recordings_dir.is_empty() {
+            let path = std::path::Path::new(&self.cfg.recordings_dir).join(format!("dialer-{}-{attempt}.wav", self.id.0));
+            match self.lines.record(call, &path).await {
+                Ok(()) => {
+                    let _ = self.store.dialer_attempt_recording(attempt, &path.to_string_lossy()).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "recording failed"),
+            }
+        }
         true
     }
 
@@ -842,21 +869,21 @@ impl<L: Lines> Task<L> {
         Ok(())
     }
 
-    async fn dispose(&mut self, actor: Actor, agent: UserId, d: Disposition) -> Result<DisposeReport, String> {
+    async fn dispose(&mut self, actor: Actor, agent: UserId, d: Disposition) -> Result<DisposeReport, DisposeError> {
         let now = self.now();
-        let slot = self.agents.get_mut(&agent).ok_or_else(|| "agent not logged in".to_string())?;
-        let (call, attempt, pid) = slot.pending.clone().ok_or_else(|| "no call to dispose of".to_string())?;
+        let slot = self.agents.get_mut(&agent).ok_or_else(|| DisposeError::Agent("agent not logged in".to_string()))?;
+        let (call, attempt, pid) = slot.pending.clone().ok_or_else(|| DisposeError::Agent("no call to dispose of".to_string()))?;
         // Answers are checked before anything changes: bad input leaves the
         // call as it was.
         if !d.answers.is_empty() {
-            self.store.dialer_save_answers(attempt, &d.answers).await.map_err(|e| e.to_string())?;
+            self.store.dialer_save_answers(attempt, &d.answers).await?;
         }
         let result = AttemptResult::Disposed {
             final_: d.final_,
             callback_at: d.callback_at,
             callback_agent: if d.callback_agent_only { Some(agent) } else { None },
         };
-        let report = self.store.dialer_dispose(&actor, attempt, result, d.outcome, self.now_ms()).await.map_err(|e| e.to_string())?;
+        let report = self.store.dialer_dispose(&actor, attempt, result, d.outcome, self.now_ms()).await?;
         let Some(slot) = self.agents.get_mut(&agent) else { return Ok(report) };
         let evs = slot.sm.dispose(now, pid).unwrap_or_default();
         slot.pending = None;

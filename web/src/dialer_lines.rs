@@ -76,6 +76,13 @@ impl Lines for B2buaLines {
         self.b2bua.hangup(&call_id(call)?).await.map_err(|e| e.to_string())
     }
 
+    async fn record(&self, call: &str, path: &std::path::Path) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        self.b2bua.record(&call_id(call)?, Some(path)).await.map_err(|e| e.to_string())
+    }
+
     async fn leg_alive(&self, leg: &str) -> bool {
         match CallId::parse(leg) {
             Some(c) => self.b2bua.leg(&c).await.is_some(),

@@ -377,9 +377,10 @@ pub async fn dispose_http(State(st): State<AppState>, Auth(a): Auth, Id(id): Id,
     answers.sort();
     let outcome = body.outcome_id.map(|o| CallOutcome { outcome_id: o, notes: body.notes.clone() });
     let d = Disposition { final_: body.final_, callback_at: body.callback_at, callback_agent_only: body.callback_agent_only, answers, outcome };
-    let r = h.dispose_as(a, who, d).await.map_err(|e| {
-        // Bad input is a field error; everything else is the agent's state.
-        if e.contains("outcome_id") || e.contains("answers.") { ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e) } else { conflict(e) }
+    let r = h.dispose_as(a, who, d).await.map_err(|e| match e {
+        // Bad input is a field error (422); a stale state a conflict.
+        dialer::runtime::DisposeError::Store(e) => ApiError::from(e),
+        dialer::runtime::DisposeError::Agent(e) => conflict(e),
     })?;
     Ok(axum::Json(Disposed { lead_state: r.lead_state, activity_id: r.activity_id, follow_up_id: r.follow_up_id, commercial_state_id: r.commercial_state_id, points: r.points }))
 }

@@ -93,15 +93,30 @@ async fn live_campaign_through_sipp() {
     let _carrier = sipp(&["-sf", scenarios, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36400", "-ci", "127.0.0.1", "-cp", "38401", "-p", "35401", "-m", "1000", "-buff_size", "4194304"], dir.path());
     app.user("boss", "admin", None).await;
     let s = app.login("boss").await;
+    let recordings = dir.path().join("rec");
     let c = app
         .post(&s, "/api/dialer/campaigns", json!({"name": "Live", "trunk": "127.0.0.1:35401", "pacing": "power", "ratio": 2.0, "ring_timeout_s": 15,
-            "window": {"start": "00:00", "end": "23:59"}}))
+            "window": {"start": "00:00", "end": "23:59"}, "recordings_dir": recordings.to_string_lossy()}))
         .await;
     assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
     let id = c.body["id"].as_i64().unwrap();
+    // Every lead is a party, so dispositions reach the CRM outcome graph.
+    let sys = crm::Actor::system();
+    app.store.install_default_graph(&sys).await.unwrap();
+    let sale = app.store.ensure_outcome(&sys, "Sale").await.unwrap();
+    let bogus = app.store.ensure_outcome(&sys, "Not for calls").await.unwrap();
+    let customer = app.store.ensure_commercial_state(&sys, "Customer").await.unwrap();
     let mut leads = Vec::new();
     for i in 0..101 {
-        leads.push((None, format!("+39 02 1234 {:04}", 6000 + i), 0));
+        let number = format!("+39 02 1234 {:04}", 6000 + i);
+        let input = crm::parties::PartyInput {
+            kind: "person".into(),
+            name: Some(format!("Lead {i}")),
+            phones: vec![crm::parties::PhoneInput { number: number.clone(), kind: None }],
+            ..Default::default()
+        };
+        let p = app.store.create_party(&sys, input).await.unwrap().id;
+        leads.push((Some(p), number, 0));
     }
     app.store.dialer_add_leads(&crm::Actor::system(), crm::dialer_store::DialerCampaignId(id), &leads, crm::now_ms()).await.unwrap();
     app.post(&s, "/api/dialer/dnc", json!({"numbers": ["+39 02 1234 6100"]})).await;
@@ -128,12 +143,22 @@ async fn live_campaign_through_sipp() {
     }
     let started = std::time::Instant::now();
     let mut disposed = 0;
+    let mut refused = 0;
     loop {
         for uid in &ids {
-            let r = app.post(&s, &format!("/api/dialer/campaigns/{id}/disposition"), json!({"final": true, "agent_id": uid})).await;
-            if r.status == StatusCode::OK {
-                disposed += 1;
+            let url = format!("/api/dialer/campaigns/{id}/disposition");
+            // An outcome the graph does not allow for a call: refused, nothing changes.
+            let bad = app.post(&s, &url, json!({"final": true, "agent_id": uid, "outcome_id": bogus})).await;
+            if bad.status == StatusCode::CONFLICT {
+                continue;
             }
+            assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+            refused += 1;
+            let r = app.post(&s, &url, json!({"final": true, "agent_id": uid, "outcome_id": sale, "notes": "bought"})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert_eq!(r.body["points"], 10, "{}", r.text);
+            assert_eq!(r.body["commercial_state_id"], customer.0, "{}", r.text);
+            disposed += 1;
         }
         let rows = app.store.dialer_leads(crm::dialer_store::DialerCampaignId(id)).await.unwrap();
         let open = rows.iter().filter(|l| l.state == "in_flight" || (l.state == "ready" && l.attempts == 0)).count();
@@ -159,6 +184,32 @@ async fn live_campaign_through_sipp() {
     let store_ab = stats.body["store"]["abandons"].as_i64().unwrap();
     assert_eq!(Some(store_ab), stats.body["live"]["abandons"].as_i64(), "booked abandons == calls that had no agent");
     assert_eq!(disposed as i64, rows.iter().filter(|l| l.state == "done").count() as i64);
+    assert_eq!(refused, disposed, "each refused outcome left the call to be disposed");
+    // Each disposed call: its party is a customer, its attempt (the call
+    // record) names the agent, the outcome, the completed activity and a
+    // recording of the conversation.
+    let attempts = app.get(&s, &format!("/api/dialer/campaigns/{id}/attempts")).await;
+    let attempts = attempts.body.as_array().unwrap().clone();
+    let done: Vec<_> = attempts.iter().filter(|a| a["result"] == "disposed").collect();
+    assert_eq!(done.len(), disposed);
+    let mut with_audio = 0;
+    for a in &done {
+        assert_eq!(a["outcome_id"], sale.0);
+        assert!(a["agent_id"].is_i64() && a["activity_id"].is_i64() && a["bridged_at"].is_i64(), "{a}");
+        let rec = a["recording"].as_str().expect("recorded");
+        assert!(std::path::Path::new(rec).starts_with(&recordings), "{rec}");
+        let len = std::fs::metadata(rec).map(|m| m.len()).unwrap_or_else(|e| panic!("{rec}: {e}"));
+        // A callee who hangs up as the bridge is made leaves a header only.
+        with_audio += usize::from(len > 44);
+    }
+    assert!(with_audio * 2 >= done.len(), "{with_audio} of {} recordings hold audio", done.len());
+    for l in rows.iter().filter(|l| l.state == "done") {
+        let p = app.store.get_party(&sys, l.party_id.unwrap()).await.unwrap();
+        assert_eq!(p.commercial_state_id, Some(customer));
+    }
+    let board = app.store.leaderboard(&sys, 0, crm::now_ms() + 1).await.unwrap();
+    let points: i64 = board.iter().map(|b| b.points).sum();
+    assert_eq!(points, 10 * disposed as i64, "Sale is worth 10 points to the agent");
     // The rolling-window stats agree with the records.
     let w = &stats.body["window"];
     assert_eq!(w["abandons_30d"].as_i64(), Some(store_ab), "{}", stats.text);
