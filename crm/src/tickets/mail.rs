@@ -318,6 +318,7 @@ impl Store {
             return Ok(done);
         }
         let out = self.ingest_tx(&mut tx, raw, &mail, &ctx, now).await?;
+        mark_ingested(&mut tx, raw, out.ticket.get(), now).await?;
         tx.commit().await?;
         tracing::info!(ticket_no = %out.ticket, created = out.created, "mail ingested");
         Ok(out)
@@ -340,16 +341,20 @@ impl Store {
         }
         let ctx = IngestCtx { secret: self.support_secret().await?, centre: self.get_centre(centre).await? };
         let mut tx = self.begin().await?;
+        let raws: Vec<&RawMail> = mails.iter().map(|(r, _)| r).collect();
+        let ids = insert_raws(&mut tx, &raws).await?;
         let mut out = Vec::with_capacity(mails.len());
-        for (raw, mail) in &mails {
-            let (id, fresh) = insert_raw(&mut tx, raw).await?;
+        let mut fresh_done: Vec<(RawMailId, i64)> = Vec::with_capacity(mails.len());
+        for ((_, mail), (id, fresh)) in mails.iter().zip(ids) {
             if !fresh && let Some(done) = ingested_tx(&mut tx, id).await? {
                 out.push((id, done));
                 continue;
             }
             let o = self.ingest_tx(&mut tx, id, mail, &ctx, now).await?;
+            fresh_done.push((id, o.ticket.get()));
             out.push((id, o));
         }
+        mark_all_ingested(&mut tx, &fresh_done, now).await?;
         tx.commit().await?;
         for (_, o) in &out {
             tracing::info!(ticket_no = %o.ticket, created = o.created, duplicate = o.duplicate, "mail ingested");
@@ -358,7 +363,8 @@ impl Store {
     }
 
     /// The ingest of one stored raw row inside the caller's transaction;
-    /// the caller has checked that it is not ingested yet.
+    /// the caller has checked that it is not ingested yet, and marks the
+    /// raw row ingested (with the outcome's ticket) in the same transaction.
     async fn ingest_tx(&self, tx: &mut Tx, raw: RawMailId, mail: &ParsedMail, ctx: &IngestCtx, now: Millis) -> Result<IngestOutcome> {
         let (secret, centre_row) = (&ctx.secret, &ctx.centre);
         let centre = centre_row.id;
@@ -374,7 +380,6 @@ impl Store {
                 .await?;
             if let Some(r) = dup {
                 let t: i64 = r.try_get("ticket_id")?;
-                mark_ingested(tx, raw, t, now).await?;
                 return Ok(IngestOutcome {
                     ticket: TicketNo::new(t).ok_or(bad_row("ticket"))?,
                     created: false,
@@ -503,7 +508,6 @@ impl Store {
             }
             _ => None,
         };
-        mark_ingested(tx, raw, ticket.get(), now).await?;
         Ok(IngestOutcome { ticket, created, message, duplicate: false, auto_ack })
     }
 
@@ -681,6 +685,65 @@ async fn insert_raw(tx: &mut Tx, mail: &RawMail) -> Result<(RawMailId, bool)> {
         .fetch_one(&mut **tx)
         .await?;
     Ok((RawMailId(r.try_get("id")?), false))
+}
+
+/// [`insert_raw`] for a whole batch: one multi-row INSERT for the rows not
+/// stored yet (the usual case), then a lookup only for those that were.
+/// Returns, in input order, each row's id and whether it is new.
+async fn insert_raws(tx: &mut Tx, mails: &[&RawMail]) -> Result<Vec<(RawMailId, bool)>> {
+    if mails.is_empty() {
+        return Ok(Vec::new());
+    }
+    // 6 parameters a row; both dialects allow far more than 6 × a batch.
+    let mut sql = String::from("INSERT INTO raw_mail (mailbox, uidvalidity, uid, message_id, raw, received_at) VALUES ");
+    for i in 0..mails.len() {
+        let b = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+    }
+    sql.push_str(" ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id, mailbox, uidvalidity, uid");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for m in mails {
+        q = q.bind(&m.mailbox).bind(m.uidvalidity).bind(m.uid).bind(m.message_id.as_deref().map(normalise_message_id)).bind(&m.raw).bind(m.received_at);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    let mut new: std::collections::HashMap<(String, i64, i64), i64> = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        new.insert((r.try_get("mailbox")?, r.try_get("uidvalidity")?, r.try_get("uid")?), r.try_get("id")?);
+    }
+    let mut out = Vec::with_capacity(mails.len());
+    for m in mails {
+        match new.remove(&(m.mailbox.clone(), m.uidvalidity, m.uid)) {
+            Some(id) => out.push((RawMailId(id), true)),
+            None => out.push(insert_raw(tx, m).await?),
+        }
+    }
+    Ok(out)
+}
+
+/// [`mark_ingested`] for many rows in one statement. Ids and ticket
+/// numbers are integers from the store, so they are spliced.
+async fn mark_all_ingested(tx: &mut Tx, done: &[(RawMailId, i64)], now: Millis) -> Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let mut case = String::from("CASE id");
+    let mut ids = String::new();
+    for (i, (raw, ticket)) in done.iter().enumerate() {
+        case.push_str(&format!(" WHEN {} THEN {}", raw.0, ticket));
+        if i > 0 {
+            ids.push(',');
+        }
+        ids.push_str(&raw.0.to_string());
+    }
+    case.push_str(" END");
+    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE raw_mail SET ticket_id = {case}, ingested_at = $1 WHERE id IN ({ids})")))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn ingested_conn(conn: &mut sqlx::AnyConnection, raw: RawMailId) -> Result<Option<IngestOutcome>> {

@@ -114,14 +114,26 @@ pub(crate) async fn centre_calendar(conn: &mut sqlx::AnyConnection, centre: Serv
 
 /// Recomputes a ticket's due instants from its policy and calendar.
 pub(crate) async fn refresh_dues(tx: &mut Tx, no: TicketNo, _now: Millis) -> Result<()> {
-    let t = desk::load_ticket(tx, no).await?;
-    let Some(p) = policy(tx, t.centre_id, t.priority).await? else {
-        sqlx::query("UPDATE tickets SET first_response_due = NULL, next_update_due = NULL, resolution_due = NULL WHERE id = $1")
-            .bind(no.get())
-            .execute(&mut **tx)
-            .await?;
+    // Without a policy for the ticket's centre and priority (a desk without
+    // SLAs: the common case) there is nothing to compute, and the ticket
+    // need not be loaded: clear any dues in one statement.
+    let has_policy = sqlx::query("SELECT 1 FROM sla_policies p JOIN tickets t ON t.centre_id = p.centre_id AND t.priority = p.priority WHERE t.id = $1")
+        .bind(no.get())
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if !has_policy {
+        sqlx::query(
+            "UPDATE tickets SET first_response_due = NULL, next_update_due = NULL, resolution_due = NULL \
+             WHERE id = $1 AND (first_response_due IS NOT NULL OR next_update_due IS NOT NULL OR resolution_due IS NOT NULL)",
+        )
+        .bind(no.get())
+        .execute(&mut **tx)
+        .await?;
         return Ok(());
-    };
+    }
+    let t = desk::load_ticket(tx, no).await?;
+    let Some(p) = policy(tx, t.centre_id, t.priority).await? else { return Ok(()) };
     let cal = centre_calendar(tx, t.centre_id).await?;
     let done = t.state.is_done();
     let fr = match (p.first_response_ms, t.first_response_at, done) {

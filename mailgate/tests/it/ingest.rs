@@ -20,6 +20,10 @@ const FIXTURES: &[&str] = &[
     "bulk.eml",
     "dsn.eml",
     "injection.eml",
+    "mime_entity_only.eml",
+    "sender_fallback.eml",
+    "return_path_only.eml",
+    "null_return_path.eml",
 ];
 
 #[tokio::test]
@@ -48,6 +52,18 @@ async fn fixtures_become_tickets() {
             assert!(d.messages[0].text.contains("perché"));
             let outbox = store.ticket_outbox(d.ticket.no).await.expect("outbox");
             assert!(outbox.iter().any(|m| m.kind == OutboxKind::AutoAck && m.auto_submitted), "a person gets an acknowledgement");
+
+            // No usable From: the author comes from Sender or Return-Path.
+            let d = detail(&store, ticket_of("sender_fallback.eml")).await;
+            assert_eq!(d.ticket.requester_email.as_ref().map(|a| a.as_str()), Some("assistant@customer.test"));
+            assert!(d.messages[0].flags.iter().any(|f| f == "sender-fallback"), "{:?}", d.messages[0].flags);
+            let d = detail(&store, ticket_of("return_path_only.eml")).await;
+            assert_eq!(d.ticket.requester_email.as_ref().map(|a| a.as_str()), Some("envelope@customer.test"));
+            // Only MIME headers: the body and the attachment, not "unparsable".
+            let d = detail(&store, ticket_of("mime_entity_only.eml")).await;
+            assert!(d.messages[0].text.contains("Only MIME headers"));
+            assert!(!d.messages[0].flags.iter().any(|f| f == "unparsable"), "{:?}", d.messages[0].flags);
+            assert_eq!(d.messages[0].attachments.len(), 1);
 
             let d = detail(&store, ticket_of("iso2022jp.eml")).await;
             assert_eq!(d.ticket.subject, "プリンターの故障");
@@ -261,6 +277,35 @@ async fn each_mailbox_feeds_its_centre() {
             assert_eq!(detail(&store, sales_ticket).await.ticket.centre_id, sales);
             let acks = store.ticket_outbox(sales_ticket).await.expect("outbox").len();
             assert_eq!(acks, 0, "the sales centre does not acknowledge");
+        }
+    })
+    .await;
+}
+
+/// A batch the store refuses (here: the mailbox's centre does not exist)
+/// is handled one message at a time: each raw message is kept, listed for a
+/// person, and the mailbox moves on instead of retrying it forever.
+#[tokio::test]
+async fn a_refused_batch_keeps_every_raw_message_and_moves_on() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let f = folder("poison");
+            for i in 0..3 {
+                p.append("support", &f, &simple_mail("ada@customer.test", &format!("p{i}-{}@customer.test", unique_suffix()), "Poison", "", "x")).await;
+            }
+            let cfg = p.mailbox("support", &f, crm::tickets::ServiceCentreId(999_999));
+            let r = sync_once(store.clone(), cfg.clone(), opts(), false).await.expect("sync");
+            assert_eq!((r.handled, r.quarantined), (0, 3), "{}: {r:?}", ts.name);
+            let left = store.uningested_raw_mail(10).await.expect("uningested");
+            assert_eq!(left.len(), 3, "every raw message is kept");
+            let raw = store.raw_mail(left[0]).await.expect("raw");
+            assert!(String::from_utf8_lossy(&raw.mail.raw).contains("Poison"));
+            let again = sync_once(store.clone(), cfg, opts(), false).await.expect("sync again");
+            assert_eq!(again.quarantined, 0, "the mailbox moved on: {again:?}");
+            assert_eq!(ticket_count(&store).await, 0);
         }
     })
     .await;
