@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::pacing::{AgentId, CallId, Event, Pacer, Time};
 
 pub use bench::{
-    BenchOptions, Record, print_table, run_benchmark, scenario_names, write_json, write_table,
+    BenchOptions, Record, print_table, run_benchmark, run_cell, scenario_names, write_json,
+    write_table,
 };
 
 /// A distribution given by its mean and standard deviation (seconds).
@@ -321,6 +322,38 @@ struct Samplers {
 
 /// Run one shift of `scenario` under `pacer` with `seed`.
 pub fn run(scenario: &Scenario, pacer: &mut dyn Pacer, seed: u64) -> Result<RunMetrics, SimError> {
+    let mut days = run_days(scenario, pacer, &[seed])?;
+    days.pop().ok_or_else(|| SimError("no day was run".into()))
+}
+
+/// Run consecutive days of one campaign with the same pacer, the way a
+/// deployment runs: day `i` (seed `seeds[i]`) starts 24 h after day `i − 1`
+/// on the pacer's clock, so whatever the pacer learned (answer rates,
+/// durations, abandons in its rolling windows) carries over the night. At
+/// the end of each shift the dialer stops placing calls, cancels those still
+/// ringing and lets the agents finish their calls and log out.
+pub fn run_days(
+    scenario: &Scenario,
+    pacer: &mut dyn Pacer,
+    seeds: &[u64],
+) -> Result<Vec<RunMetrics>, SimError> {
+    let mut out = Vec::with_capacity(seeds.len());
+    for (day, &seed) in seeds.iter().enumerate() {
+        let origin = Time::ZERO + Duration::from_secs(86_400 * day as u64);
+        out.push(run_day(scenario, &mut *pacer, seed, origin)?);
+    }
+    Ok(out)
+}
+
+fn run_day(
+    scenario: &Scenario,
+    pacer: &mut dyn Pacer,
+    seed: u64,
+    origin: Time,
+) -> Result<RunMetrics, SimError> {
+    if scenario.warmup_s + scenario.shift_s >= 86_400.0 {
+        return Err(SimError("warm-up plus shift must be shorter than a day".into()));
+    }
     let samplers = Samplers {
         live_ring: scenario.live_ring.lognormal()?,
         machine_ring: scenario.machine_ring.lognormal()?,
@@ -330,7 +363,7 @@ pub fn run(scenario: &Scenario, pacer: &mut dyn Pacer, seed: u64) -> Result<RunM
         talk_doubled: MeanSd::new(scenario.talk.mean * 2.0, scenario.talk.sd * 2.0).lognormal()?,
         wrap: scenario.wrap.lognormal()?,
     };
-    let mut sim = Sim::new(scenario, samplers, pacer, seed);
+    let mut sim = Sim::new(scenario, samplers, pacer, seed, origin);
     sim.run();
     Ok(sim.finish())
 }
@@ -340,8 +373,11 @@ struct Sim<'a> {
     d: Samplers,
     pacer: &'a mut dyn Pacer,
     now: Time,
+    origin: Time,
     warm: Time,
     end: Time,
+    /// The shift is over: no new calls, agents leave after their call.
+    closing: bool,
     seq: u64,
     queue: BinaryHeap<Reverse<(Time, u64, Ev)>>,
     rng_calls: StdRng,
@@ -368,17 +404,25 @@ fn secs(s: f64) -> Duration {
 }
 
 impl<'a> Sim<'a> {
-    fn new(sc: &'a Scenario, d: Samplers, pacer: &'a mut dyn Pacer, seed: u64) -> Self {
-        let warm = Time::ZERO + secs(sc.warmup_s);
+    fn new(
+        sc: &'a Scenario,
+        d: Samplers,
+        pacer: &'a mut dyn Pacer,
+        seed: u64,
+        origin: Time,
+    ) -> Self {
+        let warm = origin + secs(sc.warmup_s);
         let end = warm + secs(sc.shift_s);
         let minutes = (sc.shift_s / 60.0).ceil() as usize;
         Sim {
             sc,
             d,
             pacer,
-            now: Time::ZERO,
+            now: origin,
+            origin,
             warm,
             end,
+            closing: false,
             seq: 0,
             queue: BinaryHeap::new(),
             rng_calls: StdRng::seed_from_u64(mix(seed.wrapping_mul(3))),
@@ -425,34 +469,36 @@ impl<'a> Sim<'a> {
                     } else {
                         self.rng_misc.random_range(0.0..1.5 * h)
                     };
-                    self.at(Time::ZERO + secs(login), Ev::Login(i));
+                    self.at(self.origin + secs(login), Ev::Login(i));
                     for (lo, hi) in [(2.0 * h, 3.0 * h), (5.0 * h, 6.0 * h)] {
                         let b = self.rng_misc.random_range(lo..hi);
-                        self.at(Time::ZERO + secs(b), Ev::Logout(i));
-                        self.at(Time::ZERO + secs(b + 900.0), Ev::Login(i));
+                        self.at(self.origin + secs(b), Ev::Logout(i));
+                        self.at(self.origin + secs(b + 900.0), Ev::Login(i));
                     }
                     if i % 4 == 3 {
                         let t = self.rng_misc.random_range(7.0 * h..8.5 * h);
-                        self.at(Time::ZERO + secs(t), Ev::Logout(i));
+                        self.at(self.origin + secs(t), Ev::Logout(i));
                     }
                 }
-                _ => self.at(Time::ZERO, Ev::Login(i)),
+                _ => self.at(self.origin, Ev::Login(i)),
             }
         }
     }
 
     fn run(&mut self) {
         self.schedule_staff();
-        self.at(Time::ZERO, Ev::Tick);
+        self.at(self.origin, Ev::Tick);
         while let Some(Reverse((t, _, ev))) = self.queue.pop() {
-            if t > self.end {
-                break;
+            if t > self.end && !self.closing {
+                self.close();
             }
             self.now = t;
             match ev {
                 Ev::Tick => {
                     let next = t + Duration::from_millis(self.sc.tick_ms.max(1));
-                    self.at(next, Ev::Tick);
+                    if !self.closing {
+                        self.at(next, Ev::Tick);
+                    }
                 }
                 Ev::Resolve(c) => self.resolve(c),
                 Ev::AmdDone(c) => self.amd_done(c),
@@ -461,9 +507,29 @@ impl<'a> Sim<'a> {
                 Ev::Login(a) => self.login(a),
                 Ev::Logout(a) => self.logout(a),
             }
-            self.dial();
+            if !self.closing {
+                self.dial();
+            }
         }
+    }
+
+    /// End of shift: cancel the calls still ringing and log every agent out
+    /// (those on a call finish it first). Events keep being processed, with
+    /// no new calls, until the floor is empty.
+    fn close(&mut self) {
         self.now = self.end;
+        self.closing = true;
+        for c in 0..self.calls.len() {
+            if self.calls[c].state == CallState::Ringing {
+                self.calls[c].state = CallState::Done;
+                self.ringing = self.ringing.saturating_sub(1);
+                self.tell(Event::CallFailed(CallId::new(c as u64)));
+            }
+        }
+        for a in 0..self.agents.len() {
+            self.agents[a].rejoin = false;
+            self.logout(a);
+        }
     }
 
     fn in_window(&self, t: Time) -> bool {
@@ -485,7 +551,7 @@ impl<'a> Sim<'a> {
     }
 
     fn after_warm_s(&self, t: Time) -> f64 {
-        t.as_secs_f64() - self.sc.warmup_s
+        t.as_secs_f64() - self.origin.as_secs_f64() - self.sc.warmup_s
     }
 
     fn p_live(&self) -> f64 {
@@ -554,6 +620,9 @@ impl<'a> Sim<'a> {
     }
 
     fn resolve(&mut self, c: usize) {
+        if self.calls[c].state != CallState::Ringing {
+            return; // cancelled at the end of the shift
+        }
         self.ringing = self.ringing.saturating_sub(1);
         let truth = self.calls[c].truth;
         if truth == Truth::Fail {
@@ -738,6 +807,9 @@ impl<'a> Sim<'a> {
     }
 
     fn login(&mut self, a: usize) {
+        if self.closing {
+            return;
+        }
         if self.agents[a].state != AState::Offline {
             // Back from a break before the last call ended: rejoin after it.
             if self.agents[a].leaving {
@@ -767,7 +839,7 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> RunMetrics {
-        self.now = self.end;
+        self.now = self.now.max(self.end);
         for a in 0..self.agents.len() {
             if self.agents[a].state != AState::Offline {
                 self.set_state(a, AState::Offline);

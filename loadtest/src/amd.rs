@@ -33,6 +33,10 @@ pub struct Args {
     /// Print every misclassified sample.
     #[arg(long)]
     pub verbose: bool,
+    /// Also write the corpus to this folder (`index.tsv` and one s16le
+    /// `N.raw` per sample), to tune the detector offline.
+    #[arg(long)]
+    pub save_corpus: Option<std::path::PathBuf>,
 }
 
 const HUMAN_EN: &[&str] = &[
@@ -259,6 +263,23 @@ fn build_corpus(dir: &Path, per_class: usize, seed: u64) -> anyhow::Result<Vec<S
     Ok(out)
 }
 
+fn save_corpus(dir: &Path, corpus: &[Sample]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut index = String::from("n\ttruth\tsnr_db\tgap_ms\tgreeting_end_ms\tvoice\tspeed\ttext\n");
+    for (n, s) in corpus.iter().enumerate() {
+        let bytes: Vec<u8> = s.pcm.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(dir.join(format!("{n}.raw")), bytes)?;
+        let snr = s.snr.map_or("clean".to_string(), |d| d.to_string());
+        let truth = if s.truth == Truth::Human { "human" } else { "machine" };
+        index.push_str(&format!(
+            "{n}\t{truth}\t{snr}\t{}\t{}\t{}\t{}\t{}\n",
+            s.gap_ms, s.greeting_end_ms, s.voice, s.speed, s.text
+        ));
+    }
+    std::fs::write(dir.join("index.tsv"), index)?;
+    Ok(())
+}
+
 fn pct(h: &Histogram<u64>, q: f64) -> u64 {
     if h.is_empty() {
         0
@@ -382,19 +403,17 @@ pub fn run(a: &Args, json: Option<&Path>, seed: u64) -> anyhow::Result<()> {
     tool_version("sox", "--version")?;
     let dir = tempfile::tempdir()?;
     let corpus = build_corpus(dir.path(), a.samples, seed)?;
+    if let Some(out) = &a.save_corpus {
+        save_corpus(out, &corpus)?;
+    }
     let configs: Vec<(&str, AmdConfig)> = vec![
         ("asterisk defaults (5 s, 2 words, fixed 256)", AmdConfig::asterisk()),
         ("asterisk, capped 2.5 s", AmdConfig { total_analysis_ms: 2500, ..AmdConfig::asterisk() }),
-        ("centralino, fixed threshold", AmdConfig { adaptive_threshold: false, ..AmdConfig::default() }),
-        ("centralino default (2.5 s, 3 words, adaptive)", AmdConfig::default()),
-        (
-            "variant: after-greeting silence 600, 4 words",
-            AmdConfig { after_greeting_silence_ms: 600, max_words: 4, ..AmdConfig::default() },
-        ),
-        (
-            "variant: greeting 1200, after-greeting silence 600, 4 words",
-            AmdConfig { greeting_ms: 1200, after_greeting_silence_ms: 600, max_words: 4, ..AmdConfig::default() },
-        ),
+        ("centralino untuned (2.5 s, 3 words, adaptive)", AmdConfig::untuned()),
+        ("centralino default (tuned on seed 1)", AmdConfig::default()),
+        ("tuned, no deadline rules", AmdConfig { deadline_human_silence_ms: 0, deadline_machine_voice_ms: 0, ..AmdConfig::default() }),
+        ("tuned, initial silence 2500", AmdConfig { initial_silence_ms: 2500, ..AmdConfig::default() }),
+        ("tuned, fixed threshold", AmdConfig { adaptive_threshold: false, ..AmdConfig::default() }),
     ];
     let all: Vec<&Sample> = corpus.iter().collect();
     let mut figs = Vec::new();

@@ -72,13 +72,31 @@ pub struct PredictiveConfig {
     pub memory_agent: f64,
     /// Samples needed of each kind before leaving progressive cold start.
     pub min_samples: u32,
+    /// The rolling window the feedback steers, in hours (Ofcom: 24). The
+    /// pacer keeps per-minute counts of live answers and abandons over it,
+    /// across shifts and days, so abandons at the end of one shift still
+    /// weigh on the start of the next.
+    pub window_h: f64,
+    /// The fast answer-rate estimate only overrides the slow one when it is
+    /// this many standard errors above it (0: whenever it is higher).
+    pub fast_guard_sigmas: f64,
+    /// How the calls of one decision share the budget: 0 holds each call's
+    /// own (marginal) abandon probability to β; 1 holds their average to β,
+    /// so calls that are nearly safe (agents idle now) pay for a riskier
+    /// last one. Values between blend the two.
+    pub batch_weight: f64,
+    /// Margin for the noise of the window: the feedback aims at
+    /// `target − window_z · sqrt(target / L)` (L: live answers in the
+    /// window), or `aim × target` if lower. Few answers per window (a small
+    /// team) means a wider margin, since one extra drop moves the rate more.
+    pub window_z: f64,
 }
 
 impl Default for PredictiveConfig {
     fn default() -> Self {
         PredictiveConfig {
             target: 0.03,
-            aim: 0.9,
+            aim: 0.97,
             grace_s: 2.0,
             amd_false_positive_rate: 0.0,
             max_lines_per_agent: 3.0,
@@ -87,6 +105,10 @@ impl Default for PredictiveConfig {
             memory_calls: 1500.0,
             memory_agent: 250.0,
             min_samples: 30,
+            window_h: 24.0,
+            fast_guard_sigmas: 0.0,
+            batch_weight: 0.0,
+            window_z: 2.2,
         }
     }
 }
@@ -372,6 +394,17 @@ pub struct Predictive {
     drops: u64,
     live_connects: u64,
     budget: f64,
+    /// Per-minute (minute index, live answers, estimated live abandons,
+    /// agents were logged in) over the last `window_h`, oldest first.
+    minutes: std::collections::VecDeque<Minute>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Minute {
+    index: u64,
+    live: f64,
+    drops: f64,
+    active: bool,
 }
 
 impl Predictive {
@@ -403,6 +436,7 @@ impl Predictive {
             drops: 0,
             live_connects: 0,
             budget: cfg.budget_start * cfg.target,
+            minutes: Default::default(),
             floor: Floor::default(),
             cfg,
         }
@@ -480,16 +514,51 @@ impl Predictive {
         }
     }
 
+    /// The bucket of the minute holding `now`, dropping those that left the
+    /// window.
+    fn minute(&mut self, now: Time) -> &mut Minute {
+        let index = now.as_millis() / 60_000;
+        let keep = (self.cfg.window_h.max(1.0 / 60.0) * 60.0).ceil() as u64;
+        while self
+            .minutes
+            .front()
+            .is_some_and(|m| m.index + keep <= index)
+        {
+            self.minutes.pop_front();
+        }
+        if self.minutes.back().is_none_or(|m| m.index != index) {
+            self.minutes.push_back(Minute {
+                index,
+                live: 0.0,
+                drops: 0.0,
+                active: false,
+            });
+        }
+        let len = self.minutes.len();
+        &mut self.minutes[len - 1]
+    }
+
+    /// Live answers and estimated live abandons in the rolling window.
+    pub fn window_counts(&self) -> (f64, f64) {
+        self.minutes
+            .iter()
+            .fold((0.0, 0.0), |(l, d), m| (l + m.live + m.drops, d + m.drops))
+    }
+
+    /// Steer β on the rolling window: slack (abandons still allowed in the
+    /// window at the aim) raises it, overspend lowers it, each worked off
+    /// over `feedback_horizon_s` of live answers at the recent rate.
     fn update_budget(&mut self, now: Time) {
         let target = self.cfg.target;
-        let (ab, live) = self.estimated_counts();
-        let allowed = (self.cfg.aim * target - self.cfg.amd_false_positive_rate).max(0.0);
+        self.minute(now).active = true;
+        let (live, ab) = self.window_counts();
+        let noise = self.cfg.window_z * (target / live.max(1.0)).sqrt();
+        let aim = (self.cfg.aim * target).min(target - noise).max(0.3 * target);
+        let allowed = (aim - self.cfg.amd_false_positive_rate).max(0.0);
         let slack = allowed * live - ab;
-        let elapsed = self
-            .started
-            .map_or(0.0, |s| now.since(s).as_secs_f64())
-            .max(60.0);
-        let scale = (allowed * live / elapsed * self.cfg.feedback_horizon_s).max(2.0);
+        let active_s = 60.0 * self.minutes.iter().filter(|m| m.active).count() as f64;
+        let rate = live / active_s.max(60.0);
+        let scale = (allowed * rate * self.cfg.feedback_horizon_s).max(2.0);
         let b = self.cfg.budget_start * target * (slack / scale).clamp(-30.0, 30.0).exp();
         self.budget = b.clamp(0.05 * target, 0.4);
     }
@@ -512,7 +581,10 @@ impl Predictive {
         let ql = self.live_share();
         let q_slow = self.answers.slow();
         let boost = if q_slow > 0.0 {
-            (self.answers.fast / q_slow).max(1.0)
+            // The fast estimate is an EWMA over ~100 dials: its standard
+            // error is about sqrt(q(1 − q)/199).
+            let se = (q_slow * (1.0 - q_slow) / 199.0).sqrt();
+            ((self.answers.fast - self.cfg.fast_guard_sigmas * se) / q_slow).max(1.0)
         } else {
             1.0
         };
@@ -609,8 +681,16 @@ impl Predictive {
             }
             p / q_new
         };
+        let w = self.cfg.batch_weight.clamp(0.0, 1.0);
         let mut placed = 0u32;
-        while placed < room && abandon(f64::from(placed)) <= beta {
+        let mut sum = 0.0;
+        while placed < room {
+            let p = abandon(f64::from(placed));
+            sum += p;
+            let mean = sum / f64::from(placed + 1);
+            if (1.0 - w) * p + w * mean > beta {
+                break;
+            }
             placed += 1;
         }
         placed
@@ -642,7 +722,9 @@ impl Pacer for Predictive {
                 let age = self.answer_age_waiting.remove(&c);
                 self.live_ages.rebuild();
                 self.machine_ages.rebuild();
-                self.drops_live += age.map_or(self.live_share(), |a| self.live_posterior(a));
+                let live = age.map_or(self.live_share(), |a| self.live_posterior(a));
+                self.drops_live += live;
+                self.minute(now).drops += live;
             }
             Event::CallEnded { agent, live, .. } => {
                 if let Some(age) = self.answer_age_bridged.remove(&agent) {
@@ -664,6 +746,7 @@ impl Pacer for Predictive {
                 self.kind_all = self.kind_all * self.kind_decay + 1.0;
                 if live {
                     self.live_connects += 1;
+                    self.minute(now).live += 1.0;
                     self.wrapping_live.insert(agent);
                 }
             }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunMetrics, Scenario, SimError, run};
+use super::{RunMetrics, Scenario, SimError, run_days};
 use crate::pacing::{PacingMode, PredictiveConfig, VicidialConfig};
 
 /// What to sweep. Empty lists mean "the default set".
@@ -137,9 +137,12 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
             }
         }
     }
-    let seeds = opts.seeds.max(1) as usize;
-    let jobs = cells.len() * seeds;
-    let results: Mutex<Vec<Option<Result<RunMetrics, SimError>>>> = Mutex::new(vec![None; jobs]);
+    let seeds: Vec<u64> = (0..u64::from(opts.seeds.max(1))).collect();
+    // One job per cell: its seeds are consecutive days of one campaign, run
+    // with one pacer that keeps what it learned from day to day.
+    let jobs = cells.len();
+    let results: Mutex<Vec<Option<Result<Vec<RunMetrics>, SimError>>>> =
+        Mutex::new(vec![None; jobs]);
     let next = AtomicUsize::new(0);
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -154,10 +157,9 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
                     if j >= jobs {
                         break;
                     }
-                    let cell = &cells[j / seeds];
-                    let seed = (j % seeds) as u64;
+                    let cell = &cells[j];
                     let mut pacer = cell.mode.build();
-                    let r = run(&cell.scenario, pacer.as_mut(), seed);
+                    let r = run_days(&cell.scenario, pacer.as_mut(), &seeds);
                     if let Ok(mut all) = results.lock() {
                         all[j] = Some(r);
                     }
@@ -168,15 +170,25 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
     let results = results
         .into_inner()
         .map_err(|_| SimError("a worker panicked".into()))?;
-    let mut runs = Vec::with_capacity(jobs);
-    for r in results {
-        runs.push(r.ok_or_else(|| SimError("a run did not finish".into()))??);
+    let mut records = Vec::with_capacity(jobs);
+    for (cell, r) in cells.iter().zip(results) {
+        let runs = r.ok_or_else(|| SimError("a run did not finish".into()))??;
+        records.push(aggregate(cell, &runs));
     }
-    Ok(cells
-        .iter()
-        .zip(runs.chunks(seeds))
-        .map(|(cell, runs)| aggregate(cell, runs))
-        .collect())
+    Ok(records)
+}
+
+/// One cell of the benchmark on the calling thread: `seeds` consecutive days
+/// of `scenario` under one pacer built from `mode`.
+pub fn run_cell(scenario: &Scenario, mode: &PacingMode, seeds: u32) -> Result<Record, SimError> {
+    let seeds: Vec<u64> = (0..u64::from(seeds.max(1))).collect();
+    let mut pacer = mode.build();
+    let runs = run_days(scenario, pacer.as_mut(), &seeds)?;
+    let cell = Cell {
+        scenario: scenario.clone(),
+        mode: mode.clone(),
+    };
+    Ok(aggregate(&cell, &runs))
 }
 
 fn aggregate(cell: &Cell, runs: &[RunMetrics]) -> Record {

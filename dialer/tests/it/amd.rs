@@ -81,15 +81,15 @@ fn hello_then_silence_is_human_after_the_greeting_silence() {
     let s = Sig::new(20.0).silence(500).word(400).silence(3000);
     let d = run(AmdConfig::default(), &s.pcm);
     assert_eq!((d.verdict, d.reason), (Verdict::Human, Reason::AfterGreetingSilence), "{d:?}");
-    // 500 ms gap + 400 ms word + 800 ms silence, within two frames.
-    assert!((1660..=1760).contains(&d.at_ms), "{d:?}");
+    // 500 ms gap + 400 ms word + 600 ms silence, within two frames.
+    assert!((1460..=1560).contains(&d.at_ms), "{d:?}");
     assert_eq!(d.words, 1);
     assert!((440..=560).contains(&d.initial_silence_ms), "{d:?}");
 }
 
 #[test]
 fn two_short_words_are_still_human() {
-    let s = Sig::new(20.0).silence(400).word(250).silence(150).word(300).silence(3000);
+    let s = Sig::new(20.0).silence(400).word(250).silence(300).word(300).silence(3000);
     let d = run(AmdConfig::default(), &s.pcm);
     assert_eq!(d.verdict, Verdict::Human, "{d:?}");
     assert_eq!(d.words, 2);
@@ -106,7 +106,7 @@ fn long_continuous_greeting_is_a_machine() {
 
 #[test]
 fn many_words_is_a_machine() {
-    let s = Sig::new(20.0).silence(300).talk(5000, 160, 120);
+    let s = Sig::new(20.0).silence(300).talk(5000, 160, 300);
     let d = run(AmdConfig::default(), &s.pcm);
     assert_eq!((d.verdict, d.reason), (Verdict::Machine, Reason::MaxWords), "{d:?}");
     assert_eq!(d.words, 3);
@@ -117,7 +117,7 @@ fn dead_air_is_a_machine_by_initial_silence() {
     let s = Sig::new(20.0).silence(6000);
     let d = run(AmdConfig::default(), &s.pcm);
     assert_eq!((d.verdict, d.reason), (Verdict::Machine, Reason::InitialSilence), "{d:?}");
-    assert_eq!(d.at_ms, 2500);
+    assert_eq!(d.at_ms, 1700);
 }
 
 #[test]
@@ -132,9 +132,14 @@ fn clicks_do_not_end_the_initial_silence() {
 
 #[test]
 fn the_decision_is_capped_at_two_and_a_half_seconds() {
-    // A late "hello": the human verdict would come at 1800+400+800 = 3000 ms.
-    let s = Sig::new(20.0).silence(1800).word(400).silence(3000);
+    // A late, long "hello": the after-greeting silence would end at
+    // 1200 + 900 + 600 = 2700 ms. At the 2.5 s deadline the greeting has
+    // been short and silent for 400 ms: a person waiting.
+    let s = Sig::new(20.0).silence(1200).word(900).silence(3000);
     let d = run(AmdConfig::default(), &s.pcm);
+    assert_eq!((d.verdict, d.reason, d.at_ms), (Verdict::Human, Reason::DeadlinePause, 2500), "{d:?}");
+    // Without the deadline rules (the untuned detector) it is NotSure.
+    let d = run(AmdConfig::untuned(), &s.pcm);
     assert_eq!((d.verdict, d.reason, d.at_ms), (Verdict::NotSure, Reason::TooLong, 2500), "{d:?}");
     // Asterisk's 5 s window waits and gets it right, 0.5 s later.
     let d = run(AmdConfig { adaptive_threshold: true, ..AmdConfig::asterisk() }, &s.pcm);
@@ -146,6 +151,16 @@ fn the_decision_is_capped_at_two_and_a_half_seconds() {
         let d = run(cfg.clone(), &sig.pcm);
         assert!(d.at_ms <= 1200, "{d:?}");
     }
+}
+
+#[test]
+fn a_late_greeting_still_talking_at_the_deadline_is_a_machine() {
+    // Starts at 1.5 s (after the initial-silence limit would be too late to
+    // catch it), then talks on: 1 s of voice by the deadline.
+    let s = Sig::new(20.0).silence(1500).talk(4000, 400, 30);
+    let d = run(AmdConfig::default(), &s.pcm);
+    assert_eq!((d.verdict, d.reason, d.at_ms), (Verdict::Machine, Reason::DeadlineVoice, 2500), "{d:?}");
+    assert!(d.voice_ms >= 700, "{d:?}");
 }
 
 #[test]

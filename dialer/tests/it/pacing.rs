@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use dialer::pacing::{
-    AgentId, CallId, Event, Pacer, PacingMode, PredictiveConfig, Preview, Progressive, Time,
-    Vicidial, VicidialConfig,
+    AgentId, CallId, Event, Pacer, PacingMode, Predictive, PredictiveConfig, Preview,
+    Progressive, Time, Vicidial, VicidialConfig,
 };
-use dialer::sim::{Drift, RunMetrics, Scenario, run};
+use dialer::sim::{Drift, RunMetrics, Scenario, run, run_days};
 
 fn secs(s: u64) -> Time {
     Time::from_secs(s)
@@ -209,4 +209,112 @@ fn vicidial_level_drops_to_one_over_the_drop_limit() {
         t = t + Duration::from_secs(1);
     }
     assert_eq!(v.level(), 1.0);
+}
+
+/// A predictive pacer that has learned a floor (one short simulated day of
+/// 50 agents, after which every agent has logged out), then, the next day,
+/// 50 agents who all picked up a call (a person: past machine handling) at
+/// the returned time.
+fn warmed_with_fifty_on_calls(seed: u64) -> (Predictive, Time) {
+    let mut p = Predictive::new(PredictiveConfig::with_target(0.03));
+    run_days(&short(50, 0.2), &mut p, &[seed]).expect("valid scenario");
+    let t0 = Time::from_secs(86_400);
+    for a in 0..50u32 {
+        let call = CallId::new(1_000_000 + u64::from(a));
+        p.on_event(t0, &Event::AgentLoggedIn(AgentId::new(a)));
+        p.on_event(t0, &Event::CallPlaced(call));
+    }
+    let t1 = t0 + Duration::from_secs(10);
+    for a in 0..50u32 {
+        let call = CallId::new(1_000_000 + u64::from(a));
+        p.on_event(t1, &Event::CallAnswered(call));
+        p.on_event(
+            t1,
+            &Event::CallConnected {
+                call,
+                agent: AgentId::new(a),
+            },
+        );
+    }
+    (p, t1)
+}
+
+/// Every agent of the floor ends their call (a person) at `at`: wrap-up,
+/// which averages 15 s, starts.
+fn all_end_calls(p: &mut Predictive, at: Time) {
+    for a in 0..50u32 {
+        let call = CallId::new(1_000_000 + u64::from(a));
+        p.on_event(
+            at,
+            &Event::CallEnded {
+                call,
+                agent: AgentId::new(a),
+                live: true,
+            },
+        );
+    }
+}
+
+#[test]
+fn predictive_dials_more_when_agents_are_about_to_free_up() {
+    let (p, t) = warmed_with_fifty_on_calls(4);
+    // Same learned state. 25 s into their calls (talk averages 120 s) hardly
+    // anyone will be free within the next ring: no call is worth the risk.
+    let early = p.clone().calls_to_place(t + Duration::from_secs(25));
+    // The same agents 8 s into wrap-up: most will be free within a ring.
+    let mut wrapping = p.clone();
+    all_end_calls(&mut wrapping, t + Duration::from_secs(25));
+    let late = wrapping.calls_to_place(t + Duration::from_secs(33));
+    assert!(late > early, "late {late} vs early {early}");
+    assert!(late >= 10, "late {late}");
+}
+
+#[test]
+fn predictive_dials_fewer_when_abandons_are_over_budget() {
+    let (mut clean, t) = warmed_with_fifty_on_calls(5);
+    let mut over = clean.clone();
+    // Thirty people answered at a person-like ring age and found no agent.
+    for c in 0..30u64 {
+        let call = CallId::new(2_000_000 + c);
+        over.on_event(t, &Event::CallPlaced(call));
+        let answered = t + Duration::from_secs(8);
+        over.on_event(answered, &Event::CallAnswered(call));
+        over.on_event(answered + Duration::from_secs(2), &Event::CallDropped(call));
+    }
+    all_end_calls(&mut clean, t + Duration::from_secs(25));
+    all_end_calls(&mut over, t + Duration::from_secs(25));
+    let at = t + Duration::from_secs(33);
+    let n_clean = clean.calls_to_place(at);
+    let n_over = over.calls_to_place(at);
+    assert!(
+        over.budget() < clean.budget(),
+        "budget {} vs {}",
+        over.budget(),
+        clean.budget()
+    );
+    assert!(n_over < n_clean, "over budget {n_over} vs clean {n_clean}");
+    let (live, drops) = over.window_counts();
+    assert!(drops > 20.0 && live > drops, "window {live} live, {drops} drops");
+}
+
+#[test]
+fn learned_state_carries_across_days_and_runs_are_deterministic() {
+    let mode = PacingMode::Predictive(PredictiveConfig::with_target(0.03));
+    let sc = short(10, 0.2);
+    let two = |seeds: &[u64]| {
+        let mut p = mode.build();
+        run_days(&sc, p.as_mut(), seeds).expect("valid scenario")
+    };
+    let a = two(&[7, 8]);
+    assert_eq!(a, two(&[7, 8]), "same seeds, same days");
+    // Day 8 run after day 7 (a warm pacer) is not day 8 run cold.
+    let cold = two(&[8]);
+    assert_eq!(a.len(), 2);
+    assert_ne!(a[1], cold[0]);
+    // Day 1 begins with the pacer's memory of day 0: its window still holds
+    // day 0's answers.
+    let mut p = Predictive::new(PredictiveConfig::with_target(0.03));
+    run_days(&sc, &mut p, &[7]).expect("valid scenario");
+    let (live, _) = p.window_counts();
+    assert!(live > 100.0, "window holds {live} live answers");
 }
