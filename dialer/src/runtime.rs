@@ -222,8 +222,11 @@ impl CampaignHandle {
         self.tx.send(Command::AgentState { agent, reply }).await.map_err(|_| "campaign stopped".to_string())?;
         rx.await.map_err(|_| "campaign stopped".to_string())
     }
+    /// Stops the task and waits until it has hung up its calls and booked
+    /// what was open (its command channel closes when it is done).
     pub async fn stop(&self) {
         let _ = self.tx.send(Command::Stop).await;
+        self.tx.closed().await;
     }
 }
 

@@ -466,3 +466,79 @@ async fn two_processes_never_claim_the_same_lead() {
     assert_attempts_sound(&store, camp.id).await;
     store.close().await;
 }
+
+/// Preview over HTTP: an agent on a nailed-up leg is `reserved` with the
+/// next lead's card; skip brings another card, dial places the call for
+/// that card only; bad input to the routes is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_cards_over_http() {
+    if !sipp_available() {
+        return;
+    }
+    let app = crate::harness::spawn_sqlite().await;
+    let sip = app.sip.expect("sip on");
+    let dir = tempfile::tempdir().unwrap();
+    app.user("boss", "admin", None).await;
+    let s = app.login("boss").await;
+    // Nothing listens on the trunk: a dialed card just rings.
+    let c = app
+        .post(&s, "/api/dialer/campaigns", json!({"name": "Prev", "trunk": "127.0.0.1:35499", "pacing": "preview", "window": {"start": "00:00", "end": "23:59"}}))
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let id = c.body["id"].as_i64().unwrap();
+    let leads: Vec<_> = (0..3).map(|i| (None, format!("+39 02 1234 {:04}", 8000 + i), 0)).collect();
+    app.store.dialer_add_leads(&crm::Actor::system(), crm::dialer_store::DialerCampaignId(id), &leads, crm::now_ms() - 1000).await.unwrap();
+    assert_eq!(app.post(&s, &format!("/api/dialer/campaigns/{id}/start"), json!({})).await.body["live"], true);
+    let uid = app.user("ann", "agent", None).await;
+    let leg_xml = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/agent_leg.xml");
+    let _leg = sipp(&["-sf", leg_xml, &sip.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36700", "-ci", "127.0.0.1", "-cp", "38700", "-p", "35700", "-s", "agent", "-m", "1", "-cid_str", "prev-leg-0"], dir.path());
+    let agent_url = format!("/api/dialer/campaigns/{id}/agent");
+    let mut logged = false;
+    for _ in 0..100 {
+        if app.post(&s, &agent_url, json!({"action": "login", "leg": "prev-leg-0", "agent_id": uid})).await.status == StatusCode::OK {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged, "agent login");
+    let mut card = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = app.post(&s, &agent_url, json!({"action": "state", "agent_id": uid})).await;
+        if r.body["state"] == "reserved" {
+            card = r.body["card"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(card["lead_id"].is_i64(), "a card: {card}");
+    app.post(&s, &format!("/api/dialer/campaigns/{id}/preview/skip"), json!({"agent_id": uid, "x": 1})).await.problem(422);
+    let skipped = app.post(&s, &format!("/api/dialer/campaigns/{id}/preview/skip"), json!({"agent_id": uid})).await;
+    assert_eq!(skipped.status, StatusCode::OK, "{}", skipped.text);
+    let mut next = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = app.post(&s, &agent_url, json!({"action": "state", "agent_id": uid})).await;
+        if r.body["state"] == "reserved" && r.body["card"]["lead_id"] != card["lead_id"] {
+            next = r.body["card"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(next["lead_id"].is_i64(), "the next card");
+    let dialed = app.post(&s, &format!("/api/dialer/campaigns/{id}/preview/dial"), json!({"agent_id": uid})).await;
+    assert_eq!(dialed.status, StatusCode::OK, "{}", dialed.text);
+    let call = dialed.body["call"].as_str().unwrap().to_string();
+    app.post(&s, &format!("/api/dialer/campaigns/{id}/preview/dial"), json!({"agent_id": uid})).await.problem(409);
+    let attempts = app.get(&s, &format!("/api/dialer/campaigns/{id}/attempts")).await;
+    let list = attempts.body.as_array().unwrap();
+    assert!(list.iter().any(|a| a["call_id"] == call.as_str() && a["lead_id"] == next["lead_id"]), "{}", attempts.text);
+    assert!(list.iter().any(|a| a["lead_id"] == card["lead_id"] && a["result"] == "skipped"), "{}", attempts.text);
+    assert_eq!(list.iter().filter(|a| a["call_id"].is_string()).count(), 1, "only the card dialed was called: {}", attempts.text);
+    let doc = app.get(&s, "/api/openapi.json").await;
+    for p in ["/api/dialer/campaigns/{id}/preview/dial", "/api/dialer/campaigns/{id}/preview/skip", "/api/dialer/campaigns/{id}/attempts"] {
+        assert!(doc.text.contains(p), "{p} not in the OpenAPI document");
+    }
+    app.post(&s, &format!("/api/dialer/campaigns/{id}/stop"), json!({})).await;
+    let rows = app.store.dialer_leads(crm::dialer_store::DialerCampaignId(id)).await.unwrap();
+    assert!(rows.iter().all(|l| l.state != "in_flight"), "stop leaves nothing in flight");
+}
