@@ -161,6 +161,9 @@ pub struct Answer {
 /// `POST /api/console/softphone`: opens the caller's softphone leg.
 async fn open_softphone(State(st): State<AppState>, Auth(a): Auth, Json(body): Json<Offer>) -> ApiResult<axum::Json<Answer>> {
     use crate::webrtc::SoftphoneError as E;
+    if !crate::ws::receives_calls(a.role) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this role takes no calls"));
+    }
     match st.desk.softphones.open(a.user.0, &a.username, body.sdp).await {
         Ok(o) => Ok(axum::Json(Answer { sdp: o.sdp, leg: o.leg.to_string() })),
         Err(E::NoTelephony) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off on this server")),

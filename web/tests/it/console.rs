@@ -162,6 +162,9 @@ async fn softphone_leg_from_a_webrtc_client() {
     let bad = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"})).await;
     assert_eq!(bad.problem(422), ["sdp"]);
     assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND, "a bad offer opens nothing");
+    app.user("mk", "marketer", None).await;
+    let mk = app.login("mk").await;
+    assert_eq!(app.post(&mk, "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::FORBIDDEN, "marketers take no calls");
     let no_phone = app.post(&s, "/api/console/campaigns/1/agent", serde_json::json!({"action": "login"})).await;
     assert_eq!(no_phone.status, StatusCode::CONFLICT, "{}", no_phone.text);
 
