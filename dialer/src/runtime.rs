@@ -393,10 +393,11 @@ impl<L: Lines> Task<L> {
         let open: Vec<String> = self.calls.keys().cloned().collect();
         for call in open {
             let _ = self.lines.hangup(&call).await;
-            if let Some(l) = self.calls.remove(&call) {
-                if !l.booked && l.agent.is_none() {
-                    book(&self.store, l.attempt_id, AttemptResult::Failed, self.now_ms()).await;
-                }
+            if let Some(l) = self.calls.remove(&call)
+                && !l.booked
+                && l.agent.is_none()
+            {
+                book(&self.store, l.attempt_id, AttemptResult::Failed, self.now_ms()).await;
             }
         }
         let slots: Vec<UserId> = self.agents.keys().copied().collect();
@@ -526,10 +527,10 @@ impl<L: Lines> Task<L> {
                 self.next_call += 1;
                 let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
                 self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false });
-                if let Some(slot) = for_agent.and_then(|a| self.agents.get_mut(&a)) {
-                    if let Some((_, c)) = slot.reserved.as_mut() {
-                        *c = Some(call.clone());
-                    }
+                if let Some(slot) = for_agent.and_then(|a| self.agents.get_mut(&a))
+                    && let Some((_, c)) = slot.reserved.as_mut()
+                {
+                    *c = Some(call.clone());
                 }
                 self.stats.placed += 1;
                 self.feed(vec![Event::CallPlaced(pid)]);
@@ -565,10 +566,11 @@ impl<L: Lines> Task<L> {
                 let now_ms = self.now_ms();
                 let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
                 self.feed(vec![Event::CallAnswered(pid)]);
-                if let Some(agent) = for_agent {
-                    if self.agents.get(&agent).is_some_and(|s| s.reserved.is_some()) && self.connect(agent, &call).await {
-                        return;
-                    }
+                if let Some(agent) = for_agent
+                    && self.agents.get(&agent).is_some_and(|s| s.reserved.is_some())
+                    && self.connect(agent, &call).await
+                {
+                    return;
                 }
                 self.waiting.push_back(call);
                 self.serve_waiting().await;
@@ -582,10 +584,11 @@ impl<L: Lines> Task<L> {
                     return;
                 };
                 self.waiting.retain(|c| c != &call);
-                if let Some(a) = line.for_agent {
-                    if line.agent.is_none() && self.agents.get(&a).is_some_and(|s| s.reserved.as_ref().is_some_and(|(_, c)| c.as_deref() == Some(call.as_str()))) {
-                        self.unreserve(a);
-                    }
+                if let Some(a) = line.for_agent
+                    && line.agent.is_none()
+                    && self.agents.get(&a).is_some_and(|s| s.reserved.as_ref().is_some_and(|(_, c)| c.as_deref() == Some(call.as_str())))
+                {
+                    self.unreserve(a);
                 }
                 if line.booked {
                     return;
