@@ -23,7 +23,9 @@
 //! it, and the answer goes to them alone. While the agent is away such a
 //! callback stays due in the queue and waits for them (shown as
 //! `callbacks_waiting` in the store's stats) — it is never given to
-//! someone else.
+//! someone else. One exception: if the reserved agent's leg fails between
+//! the dial and the answer, the callee who answered goes to the next free
+//! agent rather than being dropped.
 //!
 //! Agent legs die (a softphone closes, a network drops): the task hears the
 //! leg's end like any call's, logs the agent out and never bridges to that
@@ -566,11 +568,19 @@ impl<L: Lines> Task<L> {
                 let now_ms = self.now_ms();
                 let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
                 self.feed(vec![Event::CallAnswered(pid)]);
-                if let Some(agent) = for_agent
-                    && self.agents.get(&agent).is_some_and(|s| s.reserved.is_some())
-                    && self.connect(agent, &call).await
-                {
-                    return;
+                if let Some(agent) = for_agent {
+                    if self.agents.get(&agent).is_some_and(|s| s.reserved.is_some()) && self.connect(agent, &call).await {
+                        return;
+                    }
+                    // The reserved agent cannot take it (their leg failed):
+                    // release them, and rather than drop a live callee the
+                    // call goes to the next free agent like any answer.
+                    if let Some(l) = self.calls.get_mut(&call) {
+                        l.for_agent = None;
+                    }
+                    if self.agents.get(&agent).is_some_and(|s| s.reserved.as_ref().is_some_and(|(_, c)| c.as_deref() == Some(call.as_str()))) {
+                        self.unreserve(agent);
+                    }
                 }
                 self.waiting.push_back(call);
                 self.serve_waiting().await;
