@@ -382,6 +382,9 @@ async fn crash_and_restart_loses_nothing() {
     let _ = child.0.kill();
     let _ = child.0.wait();
     assert_attempts_sound(&store, camp.id).await;
+    // Each lead in flight at the kill had one open attempt, closed by recovery.
+    let crashed = store.dialer_attempts(camp.id).await.unwrap().iter().filter(|a| a.result.as_deref() == Some("crashed")).count();
+    assert_eq!(crashed, in_flight, "recovery closed exactly the attempts the kill left open");
 }
 
 /// Nothing lost, nothing twice, from the attempt records: every attempt
