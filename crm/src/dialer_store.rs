@@ -1138,7 +1138,8 @@ impl crate::Store {
     /// Books an agent's disposition of an attempt: the CRM outcome (a
     /// `Call` activity on the lead's party completed through the outcome
     /// graph — commercial state, follow-up, points), then the hopper (retry
-    /// rules, callbacks) and the attempt record.
+    /// rules, callbacks) and the attempt record. A callback without a time
+    /// is due when the follow-up call the outcome scheduled is.
     ///
     /// Exactly once across a crash: the disposition and the activity are
     /// written on the attempt first, in one transaction; the completion and
@@ -1232,6 +1233,19 @@ impl crate::Store {
                 Err(e) => return Err(e),
             }
         }
+        // A callback without a time takes the follow-up call the outcome
+        // graph scheduled (e.g. Callback → a call tomorrow), so the hopper
+        // and the agenda agree.
+        let result = match (result, activity) {
+            (AttemptResult::Disposed { final_: false, callback_at: None, callback_agent }, Some(a)) => {
+                let due: Option<Option<Millis>> = sqlx::query_scalar("SELECT due_at FROM activities WHERE follow_up_of = $1 AND kind = 'call' ORDER BY id LIMIT 1")
+                    .bind(a.0)
+                    .fetch_optional(&self.write)
+                    .await?;
+                AttemptResult::Disposed { final_: false, callback_at: due.flatten(), callback_agent }
+            }
+            (r, _) => r,
+        };
         rep.lead_state = match self.dialer_finish(attempt_id, result, now).await {
             Ok(s) => s,
             Err(Error::Conflict) => {

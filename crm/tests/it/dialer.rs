@@ -269,6 +269,22 @@ async fn dispositions_flow_through_the_outcome_graph() {
         assert_eq!((rec.result.as_deref(), rec.outcome_id, rec.activity_id, rec.agent_id), (Some("disposed"), Some(interested), r.activity_id, Some(ann)));
         assert_eq!((rec.answered_at, rec.bridged_at, rec.call_id.as_deref()), (Some(NOW + 5_000), Some(NOW + 5_200), Some("call-1")));
         assert!(matches!(s.dialer_dispose(&a, att, done, Some(o), NOW + 61_000).await, Err(Error::Conflict)), "disposed once");
+
+        // A callback without a time follows the graph's follow-up call:
+        // Call → Callback schedules a call for the agent the next day.
+        let q = party(s, "Bea", "+39 02 1234 5679", false).await;
+        s.dialer_add_leads(&a, camp.id, &[(Some(q), "+39 02 1234 5679".into(), 0)], NOW).await.unwrap();
+        let att = s.dialer_claim(camp.id, 1, NOW, "n").await.unwrap().leads[0].attempt_id;
+        s.dialer_attempt_progress(att, Some("call-2"), Some(NOW), Some(NOW), Some(ann)).await.unwrap();
+        let callback = s.ensure_outcome(&a, "Callback").await.unwrap();
+        let later = AttemptResult::Disposed { final_: false, callback_at: None, callback_agent: Some(ann) };
+        let r = s.dialer_dispose(&a, att, later, Some(CallOutcome { outcome_id: callback, notes: None }), NOW + 60_000).await.unwrap();
+        assert_eq!(r.lead_state, "ready");
+        let follow = s.get_activity(&a, r.follow_up_id.expect("a follow-up call")).await.unwrap();
+        assert_eq!(follow.owner_id, Some(ann), "Callback → a call for me");
+        let lead = s.dialer_leads(camp.id).await.unwrap().into_iter().find(|l| l.party_id == Some(q)).unwrap();
+        assert_eq!(Some(lead.due_at), follow.due_at, "the hopper calls back when the agenda says");
+        assert!(lead.due_at > NOW + 12 * 60 * MIN);
     })
     .await;
 }

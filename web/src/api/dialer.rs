@@ -335,7 +335,9 @@ pub struct DispositionBody {
     /// `true` closes the lead; `false` asks for a callback.
     #[serde(rename = "final")]
     pub final_: bool,
-    /// For a callback: when (unix millis; default after the no-answer interval).
+    /// For a callback: when (unix millis). Default: when the follow-up
+    /// call the outcome schedules falls due, else after the no-answer
+    /// interval.
     #[serde(default)]
     pub callback_at: Option<i64>,
     /// The callback is for this agent only: it waits for them.
