@@ -1,6 +1,9 @@
 //! The dialer API: campaign validation with field errors, CRUD, leads from
 //! lists, DNC import, start/stop and stats, agent commands refused when the
-//! campaign runs on no node here, and the OpenAPI entries.
+//! campaign runs on no node here, and the OpenAPI entries; preview cards
+//! over HTTP; a live campaign through sipp with outcomes through the CRM
+//! graph; kill -9 of `centralino serve` mid-campaign and restart; two
+//! `centralino` processes claiming from one PostgreSQL hopper.
 
 use crate::harness::each_app;
 use hyper::StatusCode;
