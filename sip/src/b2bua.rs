@@ -331,11 +331,9 @@ impl B2bua {
     /// Ends a leg booked with [`B2bua::attach_leg`]: unbridges and closes it.
     pub async fn detach_leg(&self, call: &CallId) {
         let mut book = self.book.lock().await;
-        if let Some(e) = book.calls.remove(call) {
-            if let Some(leg) = e.leg {
-                book.by_leg.remove(&leg);
-                let _ = self.media.close_leg(leg);
-            }
+        if let Some(leg) = book.calls.remove(call).and_then(|e| e.leg) {
+            book.by_leg.remove(&leg);
+            let _ = self.media.close_leg(leg);
         }
     }
 

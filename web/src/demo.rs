@@ -69,7 +69,7 @@ fn party(rng: &mut StdRng, i: usize, owners: &[UserId]) -> PartyInput {
     let stage = ["lead", "lead", "suspect", "prospect", "customer"][rng.random_range(0..5)];
     let owner = if rng.random_bool(0.9) { Some(owners[rng.random_range(0..owners.len())]) } else { None };
     let consent_src = "demo web form".to_string();
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         let name = format!(
             "{}{} {} {}",
             COMPANY_A[rng.random_range(0..COMPANY_A.len())],

@@ -167,7 +167,7 @@ async fn open_softphone(State(st): State<AppState>, Auth(a): Auth, Json(body): J
     match st.desk.softphones.open(a.user.0, &a.username, body.sdp).await {
         Ok(o) => Ok(axum::Json(Answer { sdp: o.sdp, leg: o.leg.to_string() })),
         Err(E::NoTelephony) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off on this server")),
-        Err(e @ (E::BadOffer(_) | E::NoPcmu)) => Err(ApiError::field("sdp", &e.to_string())),
+        Err(e @ (E::BadOffer(_) | E::NoPcmu)) => Err(ApiError::field("sdp", e.to_string())),
         Err(e) => {
             tracing::warn!(error = %e, "softphone leg failed");
             Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "softphone", "the softphone leg could not be set up"))
@@ -203,12 +203,11 @@ async fn softphone_now(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<a
     let p = st.desk.softphones.of(a.user.0).ok_or_else(|| ApiError::not_found("softphone"))?;
     let call = st.desk.call_of(a.user.0);
     let mut call_rtp = None;
-    if let (Some(c), Some(b)) = (call.as_deref().and_then(sip::msg::CallId::parse), st.desk.b2bua.get()) {
-        if let Some(leg) = b.leg(&c).await {
-            if let Ok(Some(s)) = b.media().stats(leg).await {
-                call_rtp = Some(CallRtp { received: s.received, sent: s.sent });
-            }
-        }
+    if let (Some(c), Some(b)) = (call.as_deref().and_then(sip::msg::CallId::parse), st.desk.b2bua.get())
+        && let Some(leg) = b.leg(&c).await
+        && let Ok(Some(s)) = b.media().stats(leg).await
+    {
+        call_rtp = Some(CallRtp { received: s.received, sent: s.sent });
     }
     Ok(axum::Json(SoftphoneNow {
         leg: p.leg.to_string(),
@@ -245,10 +244,10 @@ async fn agent_action(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Jso
     };
     let cmd = crate::api::dialer::AgentAction { action: body.action.clone(), leg, reason: body.reason.clone(), agent_id: None };
     let now = crate::api::dialer::agent(State(st.clone()), Auth(a.clone()), Id(id), Json(cmd)).await?;
-    if body.action == "login" {
-        if let Ok(mut m) = st.desk.campaigns.lock() {
-            m.insert(a.user.0, id);
-        }
+    if body.action == "login"
+        && let Ok(mut m) = st.desk.campaigns.lock()
+    {
+        m.insert(a.user.0, id);
     }
     st.desk.emit(DeskEvent::Agent { user: a.user.0, username: a.username.clone(), campaign: id, state: now.0.state.clone(), reason: body.reason, at: crm::now_ms() });
     Ok(now)

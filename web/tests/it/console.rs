@@ -207,7 +207,7 @@ async fn softphone_leg_from_a_webrtc_client() {
         let header = ::rtc::rtp::Header { version: 2, payload_type: 0, sequence_number: seq, timestamp: u32::from(seq) * 160, ssrc: 0x1234_5678, ..Default::default() };
         let _ = track.write_rtp(::rtc::rtp::Packet { header, payload: vec![0xffu8; 160].into() }).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if seq % 10 == 0 {
+        if seq.is_multiple_of(10) {
             now = app.get(&s, "/api/console/softphone").await.body;
             if now["from_browser"].as_u64().unwrap_or(0) >= 10 {
                 break;
