@@ -19,7 +19,7 @@ const T = {
     listBuilder: 'List builder', kind: 'Kind', any: 'any', person: 'person', company: 'company', stages: 'Stages',
     characteristic: 'Characteristic (key=value)', consent: 'Consent given for', matching: 'parties match', saveList: 'Save as dynamic list', listName: 'List name', saved: 'Saved',
     agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
-    campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
+    hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
     due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
@@ -37,7 +37,7 @@ const T = {
     listBuilder: 'Costruttore di liste', kind: 'Tipo', any: 'tutti', person: 'persona', company: 'azienda', stages: 'Fasi',
     characteristic: 'Caratteristica (chiave=valore)', consent: 'Consenso dato per', matching: 'anagrafiche corrispondono', saveList: 'Salva come lista dinamica', listName: 'Nome della lista', saved: 'Salvata',
     agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
-    campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
+    hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
     due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
@@ -270,6 +270,13 @@ async function agentDesk() {
     mute.classList.toggle('on', phone.muted);
   });
   hang.addEventListener('click', async () => { try { await api('POST', '/api/console/hangup'); } catch (e) { msg.textContent = e.message; } });
+  let held = false;
+  const holdBtn = el('button', { class: 'secondary', id: 'hold', type: 'button' }, t('hold'));
+  holdBtn.addEventListener('click', async () => {
+    try { await api('POST', '/api/console/hold', { hold: !held }); held = !held; holdBtn.classList.toggle('on', held); holdBtn.textContent = held ? t('unhold') : t('hold'); } catch (e) { msg.textContent = e.message; }
+  });
+  const keypad = el('div', { class: 'keypad', id: 'keypad' }, [...'123456789*0#'].map((k) => el('button', { class: 'secondary key', type: 'button', 'data-key': k,
+    onclick: async () => { try { await api('POST', '/api/console/dtmf', { digits: k }); } catch (e) { msg.textContent = e.message; } } }, k)));
 
   // The disposition form comes from the outcome graph: the outcomes a
   // `Call` may have, on keys 1–9.
@@ -336,7 +343,7 @@ async function agentDesk() {
     panel(t('agent'), el('label', { for: 'campaign' }, t('campaign')), camp,
       el('div', { class: 'row' }, st, el('button', { class: 'primary', id: 'ready', onclick: ready }, t('ready') + ' (r)'),
         el('button', { class: 'secondary', id: 'pause', onclick: pause }, t('pause') + ' (p)')), el('label', {}, t('reason')), reason,
-      el('div', { class: 'row phone' }, phoneState, mute, hang, audio), wrap, msg, notesBox('agent')),
+      el('div', { class: 'row phone' }, phoneState, mute, holdBtn, hang, audio), keypad, wrap, msg, notesBox('agent')),
     panel(t('card'), card),
     panel(t('agenda'), agenda), panel(t('leaderboard'), board));
   try {

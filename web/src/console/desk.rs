@@ -262,6 +262,85 @@ async fn hangup(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<StatusCo
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The agent's current call and the B2BUA, or the error to answer with.
+fn current(st: &AppState, user: i64) -> ApiResult<(B2bua, sip::msg::CallId)> {
+    let call = st.desk.call_of(user).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no-call", "no call now"))?;
+    let b = st.desk.b2bua.get().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off"))?;
+    let c = sip::msg::CallId::parse(&call).ok_or_else(|| ApiError::not_found("call"))?;
+    Ok((b.clone(), c))
+}
+
+/// In-band DTMF (the agent's keypad toward an IVR): 120 ms of the digit's
+/// two tones and 60 ms of silence per key, 8 kHz. In-band because the
+/// browser leg negotiates no telephone-event (see `webrtc`).
+pub fn dtmf_tones(digits: &str) -> Option<Vec<i16>> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    let mut out = Vec::new();
+    for d in digits.chars() {
+        let (r, c) = KEYS.iter().enumerate().find_map(|(r, row)| row.find(d.to_ascii_uppercase()).map(|c| (r, c)))?;
+        for i in 0..960 {
+            let t = f64::from(i) / 8000.0;
+            let s = (2.0 * std::f64::consts::PI * ROWS[r] * t).sin() + (2.0 * std::f64::consts::PI * COLS[c] * t).sin();
+            out.push((s * 7000.0) as i16);
+        }
+        out.extend(std::iter::repeat_n(0i16, 480));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dtmf {
+    /// Keys to send: 0–9, *, #, A–D (up to 32).
+    pub digits: String,
+}
+
+/// `POST /api/console/dtmf`: plays the keys into the agent's call.
+async fn dtmf(State(st): State<AppState>, Auth(a): Auth, Json(body): Json<Dtmf>) -> ApiResult<StatusCode> {
+    let samples = match dtmf_tones(&body.digits) {
+        Some(s) if body.digits.len() <= 32 => s,
+        _ => return Err(ApiError::field("digits", "1 to 32 of 0-9 * # A-D")),
+    };
+    let (b, c) = current(&st, a.user.0)?;
+    b.play(&c, sip::wav::Prompt::from_samples(&samples, sip::g711::Codec::Pcmu)).await.map_err(|e| ApiError::new(StatusCode::CONFLICT, "dtmf", e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    pub hold: bool,
+}
+
+/// `POST /api/console/hold`: takes the customer off the agent's leg (they
+/// hear a soft tone every 3 s) or puts them back.
+async fn hold(State(st): State<AppState>, Auth(a): Auth, Json(body): Json<Hold>) -> ApiResult<StatusCode> {
+    let (b, c) = current(&st, a.user.0)?;
+    let err = |e: sip::b2bua::B2buaError| ApiError::new(StatusCode::CONFLICT, "hold", e.to_string());
+    if body.hold {
+        b.unbridge(&c).await.map_err(err)?;
+        let mut tone = Vec::with_capacity(8000 * 60);
+        for n in 0..20 {
+            for i in 0..1600 {
+                let t = f64::from(i) / 8000.0;
+                let v = (2.0 * std::f64::consts::PI * if n % 2 == 0 { 440.0 } else { 554.0 } * t).sin() * 3000.0 * (t * 5.0 * std::f64::consts::PI).sin();
+                tone.push(v as i16);
+            }
+            tone.extend(std::iter::repeat_n(0i16, 22400));
+        }
+        b.play(&c, sip::wav::Prompt::from_samples(&tone, sip::g711::Codec::Pcmu)).await.map_err(err)?;
+    } else {
+        let p = st.desk.softphones.of(a.user.0).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no-softphone", "no softphone leg"))?;
+        if let Some(leg) = b.leg(&c).await {
+            let _ = b.media().stop_play(leg);
+        }
+        b.bridge(&p.leg, &c).await.map_err(err)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeskDisposition {
@@ -327,6 +406,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/console/campaigns/{id}/agent", post(agent_action))
         .route("/api/console/campaigns/{id}/disposition", post(dispose))
         .route("/api/console/hangup", post(hangup))
+        .route("/api/console/dtmf", post(dtmf))
+        .route("/api/console/hold", post(hold))
 }
 
 /// Whether `actor` may see this desk event: their own, or anyone's for

@@ -218,6 +218,21 @@ try {
     assert.ok(sp.call_rtp && sp.call_rtp.received > 20 && sp.call_rtp.sent > 20, 'SIP-side RTP: ' + JSON.stringify(sp));
     console.log(`     audio: browser inbound-rtp ${inbound}, from browser ${sp.from_browser}, to browser ${sp.to_browser}, SIP leg rx ${sp.call_rtp.received} tx ${sp.call_rtp.sent}`);
     await page.screenshot({ path: join(screens, 'agent-call.png'), fullPage: true });
+    // Hold takes the customer off the agent's leg: nothing more reaches the
+    // browser until Resume; a keypad press plays DTMF into the call.
+    const toBrowser = async () => (await page.evaluate(() => fetch('/api/console/softphone').then((r) => r.json()))).to_browser;
+    await page.click('#hold');
+    await page.waitForSelector('#hold.on');
+    await sleep(400);
+    const held = await toBrowser();
+    await sleep(600);
+    assert.equal(await toBrowser(), held, 'no audio to the agent on hold');
+    await page.click('#hold');
+    await page.waitForSelector('#hold:not(.on)');
+    await page.click('#keypad button[data-key="5"]');
+    for (let i = 0; i < 20 && (await toBrowser()) <= held; i++) await sleep(100);
+    assert.ok((await toBrowser()) > held, 'audio again after Resume');
+    assert.equal(await page.textContent('#agent-msg'), '', 'hold, resume and DTMF raised no error');
     await page.keyboard.press('h');
     await page.waitForSelector('#agent-state[data-state=wrap_up]', { timeout: 10000 });
     await wall.waitForSelector(`#agents [data-agent="${me.id}"][data-state=wrap_up]`, { timeout: 10000 });

@@ -165,6 +165,9 @@ async fn softphone_leg_from_a_webrtc_client() {
     app.user("mk", "marketer", None).await;
     let mk = app.login("mk").await;
     assert_eq!(app.post(&mk, "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::FORBIDDEN, "marketers take no calls");
+    assert_eq!(app.post(&s, "/api/console/dtmf", serde_json::json!({"digits": "1x"})).await.problem(422), ["digits"]);
+    assert_eq!(app.post(&s, "/api/console/dtmf", serde_json::json!({"digits": "1"})).await.status, StatusCode::CONFLICT, "no call");
+    assert_eq!(app.post(&s, "/api/console/hold", serde_json::json!({"hold": true})).await.status, StatusCode::CONFLICT, "no call");
     let no_phone = app.post(&s, "/api/console/campaigns/1/agent", serde_json::json!({"action": "login"})).await;
     assert_eq!(no_phone.status, StatusCode::CONFLICT, "{}", no_phone.text);
 
@@ -220,4 +223,15 @@ async fn softphone_leg_from_a_webrtc_client() {
     assert_eq!(app.call(&s, hyper::Method::DELETE, "/api/console/softphone", None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND);
     let _ = pc.close().await;
+}
+
+#[test]
+fn dtmf_keys_become_tones() {
+    use web::console::desk::dtmf_tones;
+    assert_eq!(dtmf_tones("12#").map(|s| s.len()), Some(3 * 1440), "120 ms tone + 60 ms gap per key at 8 kHz");
+    assert!(dtmf_tones("1x").is_none() && dtmf_tones("").is_none());
+    let five = dtmf_tones("5").expect("5");
+    // 770 Hz + 1336 Hz: energy, then silence.
+    assert!(five[..960].iter().any(|s| s.unsigned_abs() > 8000));
+    assert!(five[960..].iter().all(|s| *s == 0));
 }
