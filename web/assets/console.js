@@ -19,6 +19,8 @@ const T = {
     listBuilder: 'List builder', kind: 'Kind', any: 'any', person: 'person', company: 'company', stages: 'Stages',
     characteristic: 'Characteristic (key=value)', consent: 'Consent given for', matching: 'parties match', saveList: 'Save as dynamic list', listName: 'List name', saved: 'Saved',
     agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
+    monitor: 'Message monitor', messageNo: 'Campaign message #', recipients: 'recipients', recipientsN: 'recipients', queued: 'queued', sentN: 'sent', openedHuman: 'opened (people)', openedMachine: 'opened (machines)',
+    clicked: 'clicked', bounced: 'bounced', unsubscribed: 'unsubscribed', complained: 'complaints', human: 'people', machine: 'machines',
     hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
@@ -37,6 +39,8 @@ const T = {
     listBuilder: 'Costruttore di liste', kind: 'Tipo', any: 'tutti', person: 'persona', company: 'azienda', stages: 'Fasi',
     characteristic: 'Caratteristica (chiave=valore)', consent: 'Consenso dato per', matching: 'anagrafiche corrispondono', saveList: 'Salva come lista dinamica', listName: 'Nome della lista', saved: 'Salvata',
     agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
+    monitor: 'Monitor messaggi', messageNo: 'Messaggio di campagna n.', recipients: 'destinatari', recipientsN: 'destinatari', queued: 'in coda', sentN: 'inviati', openedHuman: 'aperti (persone)', openedMachine: 'aperti (macchine)',
+    clicked: 'clic', bounced: 'rimbalzi', unsubscribed: 'disiscritti', complained: 'reclami', human: 'persone', machine: 'macchine',
     hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
@@ -445,8 +449,44 @@ async function marketerDesk() {
   });
   $('#main').append(panel(t('listBuilder'), el('label', {}, t('kind')), kind, el('label', {}, t('stages')),
     el('div', { class: 'chips' }, stages.map((s) => el('label', {}, s, ' ' + s.value))), el('label', {}, t('characteristic')), charc,
-    el('label', {}, t('consent')), consent, el('label', {}, t('listName')), name, save, msg), panel(t('matching'), count));
+    el('label', {}, t('consent')), consent, el('label', {}, t('listName')), name, save, msg), panel(t('matching'), count), monitorPanel());
   refresh();
+}
+
+// ---- the message monitor: a campaign message's funnel, human vs machine
+// opens, clicks per link and bounces by reason, as uPlot bar charts.
+function bars(box, labels, series, id) {
+  const xs = labels.map((_, i) => i);
+  const paths = uPlot.paths.bars({ size: [0.7 / series.length, 60], align: 0 });
+  const chart = el('div', { class: 'chart', id });
+  box.append(chart);
+  new uPlot({ width: Math.max(320, box.clientWidth || 480), height: 260, scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, fill: s.color + '66', paths }))],
+    axes: [{ values: (_, splits) => splits.map((i) => (Number.isInteger(i) ? labels[i] || '' : '')), splits: () => xs, rotate: -35, size: 80 }, {}] },
+  [xs, ...series.map((s) => s.values)], chart);
+}
+function monitorPanel() {
+  const input = el('input', { id: 'monitor-id', type: 'number', min: 1, value: localStorage.getItem('centralino.monitor') || '' });
+  const out = el('div', { id: 'monitor' });
+  const show = async () => {
+    out.replaceChildren(); delete out.dataset.ready;
+    if (!input.value) return;
+    localStorage.setItem('centralino.monitor', input.value);
+    try {
+      const r = await api('GET', '/api/campaign-messages/' + Number(input.value) + '/monitor');
+      const sum = (a, k) => a.reduce((n, x) => n + x[k], 0);
+      const funnel = [[t('recipients'), r.recipients], [t('queued'), r.queued], [t('sentN'), r.sent], [t('openedHuman'), r.opens.unique_human], [t('openedMachine'), r.opens.unique_machine],
+        [t('clicked'), sum(r.clicks, 'unique_human')], [t('bounced'), sum(r.bounced, 'count')], [t('unsubscribed'), r.unsubscribed], [t('complained'), r.complained]];
+      out.append(el('p', { class: 'muted', id: 'monitor-totals' }, funnel.map(([k, v]) => k + ' ' + v).join(' · ')));
+      bars(out, funnel.map((f) => f[0]), [{ label: t('recipientsN'), color: '#1f6feb', values: funnel.map((f) => f[1]) }], 'chart-funnel');
+      if (r.clicks.length) bars(out, r.clicks.map((c) => '#' + c.index), [{ label: t('human'), color: '#1a7f37', values: r.clicks.map((c) => c.unique_human) }, { label: t('machine'), color: '#9a6700', values: r.clicks.map((c) => c.machine) }], 'chart-links');
+      if (r.bounced.length) bars(out, r.bounced.map((b) => b.reason + (b.hard ? ' (hard)' : '')), [{ label: t('bounced'), color: '#cf222e', values: r.bounced.map((b) => b.count) }], 'chart-bounces');
+      out.dataset.ready = '1';
+    } catch (e) { out.append(el('p', { class: 'muted' }, e.message)); }
+  };
+  input.addEventListener('change', show);
+  show();
+  return panel(t('monitor'), el('label', { for: 'monitor-id' }, t('messageNo')), input, out);
 }
 
 async function main() {

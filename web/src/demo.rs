@@ -368,7 +368,7 @@ pub async fn demo_campaign(store: &Store, carrier: std::net::SocketAddr) -> anyh
     let sys = Actor::system();
     let now = crm::now_ms();
     let config: DialerConfig = serde_json::from_value(serde_json::json!({
-        "name": DEMO_CAMPAIGN, "trunk": carrier.to_string(), "pacing": "progressive", "ring_timeout_s": 10,
+        "name": DEMO_CAMPAIGN, "trunk": carrier.to_string(), "pacing": "progressive", "ring_timeout_s": 15,
         "caller_id": "0212345678", "window": {"start": "00:00", "end": "23:59"}
     }))?;
     let existing = store.dialer_campaigns().await?.into_iter().find(|c| c.config.name == DEMO_CAMPAIGN);

@@ -268,6 +268,25 @@ try {
     await page.screenshot({ path: join(screens, 'wallboard.png'), fullPage: true });
   });
 
+  await scenarioStep('marketer: the message monitor charts a launched message', async () => {
+    const mk = await apiAs(server.base, 'marketer', 'marketer-demo-pass');
+    const ids = [];
+    for (const n of ['Ugo Monti', 'Rita Sala', 'Pia Neri']) {
+      ids.push((await admin('POST', '/api/parties', { kind: 'person', name: n, emails: [{ address: n.toLowerCase().replace(' ', '.') + '@mail.example' }],
+        consents: [{ channel: 'email', granted: true, source: 'test' }] })).id);
+    }
+    const list = await mk('POST', '/api/lists', { name: 'monitor list', kind: 'static', party_ids: ids });
+    const camp = await mk('POST', '/api/campaigns', { name: 'Autumn offer' });
+    const msg = await mk('POST', `/api/campaigns/${camp.id}/messages`, { channel: 'email', list_id: list.id, subject: 'Hello {{ first_name }}', text: 'Our autumn offer' });
+    const launched = await mk('POST', `/api/campaign-messages/${msg.id}/launch`, {});
+    assert.equal(launched.recipients, 3, JSON.stringify(launched));
+    await login(page, server.base, 'marketer', 'marketer-demo-pass');
+    await page.fill('#monitor-id', String(msg.id));
+    await page.dispatchEvent('#monitor-id', 'change');
+    await page.waitForSelector('#monitor[data-ready="1"] #chart-funnel canvas', { timeout: 10000 });
+    assert.match(await page.textContent('#monitor-totals'), /recipients 3/);
+  });
+
   await scenarioStep('marketer list builder shows a live count', async () => {
     await login(page, server.base, 'marketer', 'marketer-demo-pass');
     await page.waitForFunction(() => /^\d+$/.test(document.querySelector('#count')?.textContent || ''), null, { timeout: 10000 });
