@@ -18,7 +18,7 @@ const T = {
     inbound: 'inbound', outbound: 'outbound', answered: 'answered', ringingNow: 'Ringing now',
     listBuilder: 'List builder', kind: 'Kind', any: 'any', person: 'person', company: 'company', stages: 'Stages',
     characteristic: 'Characteristic (key=value)', consent: 'Consent given for', matching: 'parties match', saveList: 'Save as dynamic list', listName: 'List name', saved: 'Saved',
-    agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
+    occupancy: 'Talk occupancy', agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
     monitor: 'Message monitor', messageNo: 'Campaign message #', recipients: 'recipients', recipientsN: 'recipients', queued: 'queued', sentN: 'sent', openedHuman: 'opened (people)', openedMachine: 'opened (machines)',
     clicked: 'clicked', bounced: 'bounced', unsubscribed: 'unsubscribed', complained: 'complaints', human: 'people', machine: 'machines',
     hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
@@ -38,7 +38,7 @@ const T = {
     inbound: 'entranti', outbound: 'uscenti', answered: 'risposte', ringingNow: 'Squillano ora',
     listBuilder: 'Costruttore di liste', kind: 'Tipo', any: 'tutti', person: 'persona', company: 'azienda', stages: 'Fasi',
     characteristic: 'Caratteristica (chiave=valore)', consent: 'Consenso dato per', matching: 'anagrafiche corrispondono', saveList: 'Salva come lista dinamica', listName: 'Nome della lista', saved: 'Salvata',
-    agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
+    occupancy: 'Occupazione in conversazione', agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
     monitor: 'Monitor messaggi', messageNo: 'Messaggio di campagna n.', recipients: 'destinatari', recipientsN: 'destinatari', queued: 'in coda', sentN: 'inviati', openedHuman: 'aperti (persone)', openedMachine: 'aperti (macchine)',
     clicked: 'clic', bounced: 'rimbalzi', unsubscribed: 'disiscritti', complained: 'reclami', human: 'persone', machine: 'macchine',
     hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
@@ -381,9 +381,25 @@ async function wallboard() {
   const rows = new Map();
   const drawAgents = () => {
     agents.replaceChildren(table([['', (x) => x.name], [t('state'), (x) => el('span', { class: 'state ' + x.state, 'data-agent': x.user, 'data-state': x.state }, t(x.state))],
-      [t('call'), (x) => x.number || ''], [t('when'), (x) => when(x.at)]], [...rows.values()]));
+      [t('call'), (x) => x.number || ''], [t('occupancy'), (x) => el('span', { class: 'occ', 'data-agent': x.user }, occupancy(x))], [t('when'), (x) => when(x.at)]], [...rows.values()]));
   };
-  const upd = (user, patch) => { rows.set(user, Object.assign(rows.get(user) || { user, name: '#' + user, state: 'logged_out' }, patch)); drawAgents(); };
+  // Talk occupancy since this wallboard first saw the agent: time on calls
+  // over time logged in (not paused, not logged out).
+  const occupancy = (x) => {
+    const now = Date.now();
+    const talk = x.talk + (x.state === 'on_call' ? now - x.since : 0);
+    const present = x.present + (['ready', 'on_call', 'wrap_up', 'reserved'].includes(x.state) ? now - x.since : 0);
+    return present > 0 ? Math.round((100 * talk) / present) + ' %' : '—';
+  };
+  const upd = (user, patch) => {
+    const now = Date.now();
+    const x = rows.get(user) || { user, name: '#' + user, state: 'logged_out', talk: 0, present: 0, since: now };
+    if (x.state === 'on_call') x.talk += now - x.since;
+    if (['ready', 'on_call', 'wrap_up', 'reserved'].includes(x.state)) x.present += now - x.since;
+    rows.set(user, Object.assign(x, patch, { since: now }));
+    drawAgents();
+  };
+  setInterval(() => { for (const s of document.querySelectorAll('#agents .occ')) { const x = rows.get(Number(s.dataset.agent)); if (x) s.textContent = occupancy(x); } }, 1000);
   handlers.agent = (ev) => upd(ev.user, { name: ev.username, state: ev.state || 'logged_out', at: ev.at, number: '' });
   handlers.connected = (ev) => upd(ev.user, { state: 'on_call', number: ev.number + (ev.parties[0] ? ' · ' + ev.parties[0].name : ''), at: ev.at });
   handlers.call_ended = (ev) => upd(ev.user, { state: 'wrap_up', at: ev.at });

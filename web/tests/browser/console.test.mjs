@@ -202,6 +202,7 @@ try {
     // The wallboard saw the agent go ready, then the call.
     await wall.waitForSelector(`#agents [data-agent="${me.id}"][data-state=on_call]`, { timeout: 10000 });
     assert.match(await wall.textContent('#agents'), /agent1.*Dario Verdi/s);
+    await wall.waitForFunction((id) => /^[1-9]\d* %$/.test(document.querySelector(`#agents .occ[data-agent="${id}"]`)?.textContent || ''), me.id, { timeout: 5000 });
     await wall.waitForSelector('#dialer[data-ready="1"] table', { timeout: 10000 });
     // Audio both ways: the browser receives the carrier's echo of its own
     // audio (getStats inbound-rtp), the server relays the browser's RTP and
