@@ -302,7 +302,8 @@ async fn agents_work(h: &Http, id: i64, sip: &str, dir: &std::path::Path, round:
         }
         if let Some(store) = stop_when_done {
             let rows = store.dialer_leads(crm::dialer_store::DialerCampaignId(id)).await.unwrap();
-            if !rows.iter().any(|l| l.state == "in_flight" || (l.state == "ready" && l.attempts == 0)) {
+            // Done when every lead was dialed and what the crash recycled was dialed again.
+            if !rows.iter().any(|l| l.state == "in_flight" || (l.state == "ready" && (l.attempts == 0 || l.last_result.as_deref() == Some("crashed")))) {
                 break;
             }
         }
@@ -368,7 +369,7 @@ async fn crash_and_restart_loses_nothing() {
     let in_flight = mid.iter().filter(|l| l.state == "in_flight").count();
     let mut child = Proc(serve());
     let h = Http::connect("127.0.0.1:35451").await;
-    let (_legs, after) = agents_work(&h, id, "127.0.0.1:35452", dir.path(), 1, &ids, Duration::from_secs(80), Some(&store)).await;
+    let (_legs, after) = agents_work(&h, id, "127.0.0.1:35452", dir.path(), 1, &ids, Duration::from_secs(150), Some(&store)).await;
     let rows = store.dialer_leads(camp.id).await.unwrap();
     eprintln!("crash test: {before} dispositions before the kill, {in_flight} leads in flight at the kill, {after} after");
     assert!(before > 0 && after > 0, "agents talked before and after the crash");
