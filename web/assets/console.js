@@ -21,7 +21,7 @@ const T = {
     occupancy: 'Talk occupancy', agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
     monitor: 'Message monitor', messageNo: 'Campaign message #', recipients: 'recipients', recipientsN: 'recipients', queued: 'queued', sentN: 'sent', openedHuman: 'opened (people)', openedMachine: 'opened (machines)',
     clicked: 'clicked', bounced: 'bounced', unsubscribed: 'unsubscribed', complained: 'complaints', human: 'people', machine: 'machines',
-    hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
+    nextLead: 'Next lead (preview)', dial: 'Dial', skip: 'Skip', hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
     due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
@@ -41,7 +41,7 @@ const T = {
     occupancy: 'Occupazione in conversazione', agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
     monitor: 'Monitor messaggi', messageNo: 'Messaggio di campagna n.', recipients: 'destinatari', recipientsN: 'destinatari', queued: 'in coda', sentN: 'inviati', openedHuman: 'aperti (persone)', openedMachine: 'aperti (macchine)',
     clicked: 'clic', bounced: 'rimbalzi', unsubscribed: 'disiscritti', complained: 'reclami', human: 'persone', machine: 'macchine',
-    hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
+    nextLead: 'Prossimo contatto (anteprima)', dial: 'Chiama', skip: 'Salta', hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
     due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
@@ -247,7 +247,32 @@ async function agentDesk() {
   let wrapTimer = null;
   const cid = () => Number(camp.value);
   const show = (s) => { const k = s || 'logged_out'; st.textContent = t(k) ; st.className = 'state ' + k; st.dataset.state = k; };
-  const action = async (a) => api('POST', '/api/console/campaigns/' + cid() + '/agent', { action: a, reason: a === 'pause' ? reason.value : undefined });
+  const preview = el('div', { id: 'preview' });
+  // In preview mode a ready agent is reserved with the next lead's card:
+  // Dial places the call (its answer comes to this agent), Skip takes the next.
+  const showNow = (now) => {
+    show(now.state);
+    preview.replaceChildren();
+    if (now.state !== 'reserved' || !now.card) return;
+    const c = now.card;
+    const name = el('div', { class: 'name party-name' }, c.number);
+    const box = el('div', { class: 'card preview', id: 'preview-card', 'data-lead': c.lead_id }, el('div', { class: 'muted' }, t('nextLead') + ' · ' + c.number), name,
+      el('div', { class: 'row' }, el('button', { class: 'primary', id: 'preview-dial', type: 'button', onclick: async () => {
+        try { await api('POST', '/api/dialer/campaigns/' + loggedIn + '/preview/dial', {}); box.classList.add('dialing'); box.dataset.dialing = '1'; } catch (e) { msg.textContent = e.message; }
+      } }, t('dial') + ' (d)'), el('button', { class: 'secondary', id: 'preview-skip', type: 'button', onclick: async () => {
+        try { showNow(await api('POST', '/api/dialer/campaigns/' + loggedIn + '/preview/skip', {})); } catch (e) { msg.textContent = e.message; }
+      } }, t('skip') + ' (s)')));
+    preview.append(box);
+    if (c.party_id) api('GET', '/api/parties/' + c.party_id).then((p) => { name.textContent = p.name; name.dataset.party = p.id; }).catch(() => {});
+  };
+  // A ready agent on a preview campaign is reserved with a card by the
+  // dialer's next tick: ask for the state until the card is there.
+  setInterval(async () => {
+    const c = campaigns.find((x) => x.id === loggedIn);
+    if (!c || c.config.pacing !== 'preview' || current || st.dataset.state !== 'ready') return;
+    try { showNow(await action('state')); } catch (_) { /* next time */ }
+  }, 1000);
+  const action = async (a) => { const now = await api('POST', '/api/console/campaigns/' + cid() + '/agent', { action: a, reason: a === 'pause' ? reason.value : undefined }); return now; };
   const ready = async () => {
     msg.textContent = '';
     if (!camp.value) { localStorage.setItem('centralino.agentState', 'ready'); show('ready'); msg.textContent = t('dialerMissing'); return; }
@@ -256,16 +281,16 @@ async function agentDesk() {
         phoneState.textContent = t('phoneConnecting');
         await openPhone(audio);
         phoneState.textContent = t('phoneOn') + ' · ' + phone.leg;
-        try { show((await action('login')).state); } catch (e) { if (e.status !== 409) throw e; show((await action('resume')).state); }
+        try { showNow(await action('login')); } catch (e) { if (e.status !== 409) throw e; showNow(await action('resume')); }
         loggedIn = cid();
       } else {
-        show((await action('resume')).state);
+        showNow(await action('resume'));
       }
     } catch (e) { msg.textContent = e.message; }
   };
   const pause = async () => {
     if (!loggedIn) { localStorage.setItem('centralino.agentState', 'paused'); show('paused'); return; }
-    try { show((await action('pause')).state); } catch (e) { msg.textContent = e.message; }
+    try { showNow(await action('pause')); } catch (e) { msg.textContent = e.message; }
   };
   mute.addEventListener('click', () => {
     phone.muted = !phone.muted;
@@ -303,6 +328,8 @@ async function agentDesk() {
       card.replaceChildren(el('p', { class: 'ok', id: 'disposed', 'data-lead-state': r.lead_state, 'data-activity': r.activity_id ?? '' }, t('disposed') + ': ' + o.name + ' · ' + t('lead') + ' ' + r.lead_state + (r.points ? ' · +' + r.points + ' ' + t('points') : '')));
       localStorage.removeItem('centralino.notes.agent'); $('#notes').value = '';
       current = null;
+      // Ready again: in preview mode the next card comes with the state.
+      try { showNow(await action('state')); } catch (_) { /* shown by the socket */ }
     } catch (e) { msg.textContent = e.message; }
   };
   const form = () => el('div', { id: 'dispo' }, el('h2', {}, t('outcome')),
@@ -313,6 +340,7 @@ async function agentDesk() {
   handlers.connected = (ev) => {
     if (ev.user !== ME.id) return;
     current = ev;
+    preview.replaceChildren();
     clearInterval(wrapTimer); wrap.textContent = '';
     show('on_call');
     const head = el('div', { class: 'card live', id: 'call-' + ev.call, 'data-call': ev.call }, el('div', { class: 'muted' }, t('connected') + ' · ' + ev.number + ' · ' + when(ev.at)));
@@ -338,7 +366,8 @@ async function agentDesk() {
   // Keyboard: r ready, p pause, h hang up, m mute, 1–9 an outcome (not while typing).
   document.addEventListener('keydown', (e) => {
     if (e.target.closest && e.target.closest('input, textarea, select') || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === 'r') ready(); else if (e.key === 'p') pause(); else if (e.key === 'h') hang.click(); else if (e.key === 'm') mute.click();
+    if (e.key === 'd' && $('#preview-dial')) $('#preview-dial').click(); else if (e.key === 's' && $('#preview-skip')) $('#preview-skip').click();
+    else if (e.key === 'r') ready(); else if (e.key === 'p') pause(); else if (e.key === 'h') hang.click(); else if (e.key === 'm') mute.click();
     else if (/^[1-9]$/.test(e.key) && current && outcomes[Number(e.key) - 1]) dispose(outcomes[Number(e.key) - 1]);
   });
 
@@ -348,7 +377,7 @@ async function agentDesk() {
       el('div', { class: 'row' }, st, el('button', { class: 'primary', id: 'ready', onclick: ready }, t('ready') + ' (r)'),
         el('button', { class: 'secondary', id: 'pause', onclick: pause }, t('pause') + ' (p)')), el('label', {}, t('reason')), reason,
       el('div', { class: 'row phone' }, phoneState, mute, holdBtn, hang, audio), keypad, wrap, msg, notesBox('agent')),
-    panel(t('card'), card),
+    panel(t('card'), preview, card),
     panel(t('agenda'), agenda), panel(t('leaderboard'), board));
   try {
     campaigns = await api('GET', '/api/dialer/campaigns');

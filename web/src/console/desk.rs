@@ -227,7 +227,8 @@ async fn close_softphone(State(st): State<AppState>, Auth(a): Auth) -> StatusCod
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeskAction {
-    /// `login` (with the caller's softphone leg), `pause`, `resume` or `logout`.
+    /// `login` (with the caller's softphone leg), `pause`, `resume`, `logout`
+    /// or `state` (read only: not announced).
     pub action: String,
     #[serde(default)]
     pub reason: Option<String>,
@@ -248,6 +249,9 @@ async fn agent_action(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Jso
         && let Ok(mut m) = st.desk.campaigns.lock()
     {
         m.insert(a.user.0, id);
+    }
+    if body.action == "state" {
+        return Ok(now);
     }
     st.desk.emit(DeskEvent::Agent { user: a.user.0, username: a.username.clone(), campaign: id, state: now.0.state.clone(), reason: body.reason, at: crm::now_ms() });
     Ok(now)

@@ -260,6 +260,33 @@ try {
     await admin('POST', `/api/dialer/campaigns/${camp.id}/stop`, {});
   });
 
+  await scenarioStep('agent: preview mode shows the next lead, Dial places the call and the card pops', async () => {
+    const me = await page.evaluate(() => fetch('/api/me').then((r) => r.json()));
+    const lead = await admin('POST', '/api/parties', { kind: 'person', name: 'Elsa Riva', stage: 'lead', city: 'Bari', owner_id: me.id, phones: [{ number: '+39 080 555 0277' }] });
+    const list = await admin('POST', '/api/lists', { name: 'preview leads', kind: 'static', party_ids: [lead.id] });
+    const carrier = sippCarrier();
+    const camp = await admin('POST', '/api/dialer/campaigns', { name: 'Preview campaign', trunk: carrier.addr, pacing: 'preview', ring_timeout_s: 15,
+      window: { start: '00:00', end: '23:59' }, list_ids: [list.id] });
+    await admin('POST', `/api/dialer/campaigns/${camp.id}/load`, {});
+    assert.equal((await admin('POST', `/api/dialer/campaigns/${camp.id}/start`, {})).live, true);
+    await page.reload();
+    await page.waitForSelector('body[data-ws=open]', { timeout: 10000 });
+    await page.selectOption('#campaign', String(camp.id));
+    await page.keyboard.press('r');
+    await page.waitForSelector('#agent-state[data-state=reserved]', { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector('#preview-card .party-name')?.textContent === 'Elsa Riva', null, { timeout: 10000 });
+    await page.screenshot({ path: join(screens, 'agent-preview.png'), fullPage: true });
+    await page.keyboard.press('d');
+    await page.waitForSelector(`#card .card.live .party[data-party="${lead.id}"]`, { timeout: 20000 });
+    assert.equal(await page.$('#preview-card'), null, 'the preview card gives way to the live card');
+    await page.keyboard.press('h');
+    await page.waitForSelector('#agent-state[data-state=wrap_up]', { timeout: 10000 });
+    await page.click('#card button.dispo:has-text("Not interested")');
+    await page.waitForSelector('#disposed', { timeout: 10000 });
+    assert.equal(await carrier.done, 0, 'sipp carrier saw a clean call');
+    await admin('POST', `/api/dialer/campaigns/${camp.id}/stop`, {});
+  });
+
   await scenarioStep('supervisor wallboard renders its chart', async () => {
     await login(page, server.base, 'supervisor', 'supervisor-demo-pass');
     await page.waitForSelector('#chart[data-ready="1"] canvas', { timeout: 10000 });
