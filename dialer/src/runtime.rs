@@ -28,7 +28,8 @@
 //! agent rather than being dropped.
 //!
 //! Agent legs die (a softphone closes, a network drops): the task hears the
-//! leg's end like any call's, logs the agent out and never bridges to that
+//! leg's end like any call's (or finds the leg gone when it checks, once a
+//! second, or when a bridge to it fails), logs the agent out and never bridges to that
 //! leg again; a call the agent was on is hung up and booked `agent_gone`
 //! (retried later), an undisposed wrap-up is booked as a callback for
 //! anyone.
@@ -309,6 +310,8 @@ struct Task<L: Lines> {
     stats: Stats,
     latencies: Vec<u64>,
     exhausted_until: Option<Instant>,
+    /// When agents' legs were last checked for life.
+    legs_checked: Instant,
 }
 
 /// Books an attempt; a failure is logged (recovery closes what is left).
@@ -345,6 +348,7 @@ pub async fn spawn<L: Lines>(
         stats: Stats::default(),
         latencies: Vec::new(),
         exhausted_until: None,
+        legs_checked: Instant::now(),
     };
     // The span is attached to the future, not entered across awaits, so it
     // never leaks into other tasks sharing the thread.
@@ -434,6 +438,7 @@ impl<L: Lines> Task<L> {
         for attempt in undisposed {
             book(&self.store, attempt, AttemptResult::Disposed { final_: false, callback_at: None, callback_agent: None }, self.now_ms()).await;
         }
+        self.check_legs().await;
         self.serve_waiting().await;
         self.drop_overdue().await;
         if self.exhausted_until.is_some_and(|t| Instant::now() < t) {
@@ -473,6 +478,22 @@ impl<L: Lines> Task<L> {
                 None => {
                     let _ = self.dial_lead(lead, None).await;
                 }
+            }
+        }
+    }
+
+    /// Once a second: an agent whose leg is gone without a SIP end (a
+    /// browser softphone closed) is handled like one whose leg ended.
+    async fn check_legs(&mut self) {
+        if self.legs_checked.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.legs_checked = Instant::now();
+        let present: Vec<(UserId, String)> =
+            self.agents.iter().filter(|(_, a)| a.sm.state() != &AgentState::LoggedOut).map(|(id, a)| (*id, a.leg.clone())).collect();
+        for (agent, leg) in present {
+            if !self.lines.leg_alive(&leg).await {
+                self.agent_gone(agent).await;
             }
         }
     }

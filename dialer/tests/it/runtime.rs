@@ -30,6 +30,8 @@ struct Fake {
     tx: mpsc::Sender<LineEvent>,
     log: Mutex<Log>,
     seq: Mutex<u64>,
+    /// Agent legs that are gone without an end event (a closed softphone).
+    dead: Mutex<HashSet<String>>,
 }
 
 impl Fake {
@@ -90,6 +92,9 @@ impl Lines for Fake {
         let _ = self.tx.send(LineEvent::Ended { call: call.to_string(), how: LineEnd::Completed }).await;
         Ok(())
     }
+    async fn leg_alive(&self, leg: &str) -> bool {
+        self.dead.lock().is_ok_and(|d| !d.contains(leg))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +113,7 @@ async fn a_power_campaign_books_every_lead_and_counts_abandons() {
     store.add_dnc_numbers(&a, &["+39 02 1234 5009".into()], "test", NOW).await.unwrap();
 
     let (tx, rx) = mpsc::channel(256);
-    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0), dead: Mutex::new(HashSet::new()) });
     let mut opts = RuntimeOptions::new("node-1");
     opts.start_ms = NOW;
     opts.grace = Duration::from_millis(300);
@@ -224,7 +229,7 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl Fn
 async fn a_dead_agent_leg_logs_the_agent_out() {
     let (_d, store, id, users) = setup("progressive", &["+39 02 1234 5005", "+39 02 1234 5006", "+39 02 1234 5007"]).await;
     let (tx, rx) = mpsc::channel(256);
-    let fake = Arc::new(Fake { tx: tx.clone(), log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let fake = Arc::new(Fake { tx: tx.clone(), log: Mutex::new(Log::default()), seq: Mutex::new(0), dead: Mutex::new(HashSet::new()) });
     let (h, join) = runtime::spawn(store.clone(), fake.clone(), id, rx, start_opts()).await.unwrap();
     let ann = users[0];
     h.login(ann, "leg-ann".into()).await.unwrap();
@@ -232,6 +237,12 @@ async fn a_dead_agent_leg_logs_the_agent_out() {
     let call = h.agent_view(ann).await.unwrap().unwrap().call.expect("the call ann is on");
     tx.send(LineEvent::Ended { call: "leg-ann".into(), how: LineEnd::Completed }).await.unwrap();
     until("ann logged out", || async { h.agent_state(ann).await.unwrap().as_deref() == Some("logged_out") }).await;
+    // Bob's leg vanishes without an end event (a closed browser tab): the
+    // once-a-second check logs him out too.
+    let bob = users[1];
+    h.login(bob, "leg-bob".into()).await.unwrap();
+    fake.dead.lock().unwrap().insert("leg-bob".into());
+    until("bob logged out", || async { h.agent_state(bob).await.unwrap().as_deref() == Some("logged_out") }).await;
     let bridged_then = fake.log.lock().unwrap().bridged.len();
     // The other leads are answered with nobody left: abandons, never a bridge.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -254,7 +265,7 @@ async fn a_dead_agent_leg_logs_the_agent_out() {
 async fn preview_reserves_a_card_then_dials_or_skips() {
     let (_d, store, id, users) = setup("preview", &["+39 02 1234 5005", "+39 02 1234 5006"]).await;
     let (tx, rx) = mpsc::channel(256);
-    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0), dead: Mutex::new(HashSet::new()) });
     let (h, join) = runtime::spawn(store.clone(), fake.clone(), id, rx, start_opts()).await.unwrap();
     let ann = users[0];
     assert!(h.preview_dial(ann).await.is_err(), "not logged in");
@@ -295,7 +306,7 @@ async fn an_agent_only_callback_waits_for_its_agent() {
     let cb = crm::dialer_store::AttemptResult::Disposed { final_: false, callback_at: Some(NOW), callback_agent: Some(ann) };
     store.dialer_finish(c.leads[0].attempt_id, cb, NOW).await.unwrap();
     let (tx, rx) = mpsc::channel(256);
-    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0) });
+    let fake = Arc::new(Fake { tx, log: Mutex::new(Log::default()), seq: Mutex::new(0), dead: Mutex::new(HashSet::new()) });
     let (h, join) = runtime::spawn(store.clone(), fake.clone(), id, rx, start_opts()).await.unwrap();
     h.login(bob, "leg-bob".into()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
