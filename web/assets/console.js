@@ -21,7 +21,7 @@ const T = {
     occupancy: 'Talk occupancy', agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
     monitor: 'Message monitor', messageNo: 'Campaign message #', recipients: 'recipients', recipientsN: 'recipients', queued: 'queued', sentN: 'sent', openedHuman: 'opened (people)', openedMachine: 'opened (machines)',
     clicked: 'clicked', bounced: 'bounced', unsubscribed: 'unsubscribed', complained: 'complaints', human: 'people', machine: 'machines',
-    nextLead: 'Next lead (preview)', dial: 'Dial', skip: 'Skip', hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
+    script: 'Script', yes: 'yes', no: 'no', nextLead: 'Next lead (preview)', dial: 'Dial', skip: 'Skip', hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
     due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
@@ -41,7 +41,7 @@ const T = {
     occupancy: 'Occupazione in conversazione', agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
     monitor: 'Monitor messaggi', messageNo: 'Messaggio di campagna n.', recipients: 'destinatari', recipientsN: 'destinatari', queued: 'in coda', sentN: 'inviati', openedHuman: 'aperti (persone)', openedMachine: 'aperti (macchine)',
     clicked: 'clic', bounced: 'rimbalzi', unsubscribed: 'disiscritti', complained: 'reclami', human: 'persone', machine: 'macchine',
-    nextLead: 'Prossimo contatto (anteprima)', dial: 'Chiama', skip: 'Salta', hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
+    script: 'Copione', yes: 'sì', no: 'no', nextLead: 'Prossimo contatto (anteprima)', dial: 'Chiama', skip: 'Salta', hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
     due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
@@ -318,9 +318,10 @@ async function agentDesk() {
   } catch (_) { /* shown empty */ }
   const dispose = async (o) => {
     if (!current || !loggedIn) return;
-    const party = current.parties[0];
     const at = $('#callback-at') && $('#callback-at').value;
-    const body = { outcome_id: o.id, party_id: party ? party.id : undefined, notes: $('#notes').value || undefined };
+    const answers = {};
+    for (const q of document.querySelectorAll('#script [data-q]')) if (q.value !== '') answers[q.dataset.q] = q.value;
+    const body = { outcome_id: o.id, notes: $('#notes').value || undefined, answers };
     if (/call ?back/i.test(o.name)) body.callback_at = at ? new Date(at).getTime() : Date.now() + 86400000;
     try {
       const r = await api('POST', '/api/console/campaigns/' + loggedIn + '/disposition', body);
@@ -332,7 +333,21 @@ async function agentDesk() {
       try { showNow(await action('state')); } catch (_) { /* shown by the socket */ }
     } catch (e) { msg.textContent = e.message; }
   };
-  const form = () => el('div', { id: 'dispo' }, el('h2', {}, t('outcome')),
+  // The campaign's script: its questions, answered during the call and
+  // sent with the disposition.
+  const script = () => {
+    const c = campaigns.find((x) => x.id === loggedIn);
+    const qs = (c && c.config.script) || [];
+    if (!qs.length) return null;
+    return el('div', { id: 'script' }, el('h2', {}, t('script')), qs.flatMap((q) => {
+      const id = 'q-' + q.key;
+      const input = q.kind === 'yesno' ? el('select', { id, 'data-q': q.key }, el('option', { value: '' }, '—'), el('option', { value: 'yes' }, t('yes')), el('option', { value: 'no' }, t('no')))
+        : q.kind === 'choice' ? el('select', { id, 'data-q': q.key }, el('option', { value: '' }, '—'), q.choices.map((ch) => el('option', { value: ch }, ch)))
+          : el('input', { id, 'data-q': q.key, type: q.kind === 'number' ? 'number' : 'text' });
+      return [el('label', { for: id }, q.text), input];
+    }));
+  };
+  const form = () => el('div', { id: 'dispo' }, script(), el('h2', {}, t('outcome')),
     el('div', { class: 'row' }, outcomes.map((o, i) => el('button', { class: 'secondary dispo', type: 'button', 'data-outcome': o.id, onclick: () => dispose(o) }, (i + 1) + ' · ' + o.name))),
     el('label', { for: 'callback-at' }, t('callbackAt')), el('input', { id: 'callback-at', type: 'datetime-local' }));
 

@@ -348,9 +348,6 @@ async fn hold(State(st): State<AppState>, Auth(a): Auth, Json(body): Json<Hold>)
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeskDisposition {
-    /// The customer's party (from the card).
-    #[serde(default)]
-    pub party_id: Option<i64>,
     /// An outcome the graph allows for a `Call`.
     pub outcome_id: i64,
     #[serde(default)]
@@ -358,50 +355,28 @@ pub struct DeskDisposition {
     /// For a callback: when (unix millis).
     #[serde(default)]
     pub callback_at: Option<i64>,
+    /// The campaign script's answers by question key.
+    #[serde(default)]
+    pub answers: HashMap<String, String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct DeskDisposed {
-    pub lead_state: String,
-    /// The completed call activity in the CRM (when the party is known).
-    pub activity_id: Option<i64>,
-    pub points: Option<i64>,
-}
-
-/// `POST /api/console/campaigns/{id}/disposition`: books the agent's call
-/// in the CRM (a `Call` activity completed with the chosen outcome: the
-/// party's state, follow-up and points follow the outcome graph) and in
-/// the dialer (final unless the outcome schedules a follow-up call).
-async fn dispose(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DeskDisposition>) -> ApiResult<axum::Json<DeskDisposed>> {
-    let call_type = st.store.ensure_action_type(&crm::Actor::system(), "Call").await?;
-    let outcome = crm::outcomes::OutcomeId(body.outcome_id);
-    let allowed = st.store.allowed_outcomes(call_type).await?;
-    let Some(o) = allowed.iter().find(|o| o.id == outcome) else {
-        return Err(ApiError::field("outcome_id", "not an outcome of a call"));
+/// `POST /api/console/campaigns/{id}/disposition`: the agent's outcome,
+/// booked by the dialer in one go (questionnaire answers, a `Call` activity
+/// on the lead's party completed with the outcome — state, follow-up and
+/// points from the outcome graph — the lead's retry rules and the attempt's
+/// record). Final unless a callback time is given; a callback waits for
+/// this agent.
+async fn dispose(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DeskDisposition>) -> ApiResult<axum::Json<crate::api::dialer::Disposed>> {
+    let d = crate::api::dialer::DispositionBody {
+        final_: body.callback_at.is_none(),
+        callback_at: body.callback_at,
+        callback_agent_only: true,
+        answers: body.answers,
+        outcome_id: Some(crm::outcomes::OutcomeId(body.outcome_id)),
+        notes: body.notes,
+        agent_id: None,
     };
-    let mut activity_id = None;
-    let mut points = None;
-    if let Some(pid) = body.party_id {
-        let input = crm::activities::ActivityInput {
-            kind: "call".into(),
-            party_id: crm::PartyId(pid),
-            action_type_id: call_type,
-            deal_id: None,
-            owner_id: None,
-            subject: Some(format!("Dialer call: {}", o.name)),
-            notes: None,
-            due_at: None,
-            parent_activity_id: None,
-        };
-        let act = st.store.create_activity(&a, input).await?;
-        let done = st.store.complete_activity(&a, act.id, Some(outcome), body.notes.clone(), crm::now_ms()).await?;
-        activity_id = Some(act.id.0);
-        points = Some(done.points);
-    }
-    let final_ = body.callback_at.is_none();
-    let d = crate::api::dialer::DispositionInput { final_, callback_at: body.callback_at, callback_agent_only: true, answers: HashMap::new(), agent_id: None };
-    let r = crate::api::dialer::dispose(State(st.clone()), Auth(a.clone()), Id(id), Json(d)).await?;
-    Ok(axum::Json(DeskDisposed { lead_state: r.0.lead_state, activity_id, points }))
+    crate::api::dialer::dispose_http(State(st), Auth(a), Id(id), Json(d)).await
 }
 
 pub fn routes() -> Router<AppState> {

@@ -177,7 +177,7 @@ try {
     const list = await admin('POST', '/api/lists', { name: 'browser leads', kind: 'static', party_ids: [lead.id] });
     const carrier = sippCarrier();
     const camp = await admin('POST', '/api/dialer/campaigns', { name: 'Browser campaign', trunk: carrier.addr, pacing: 'progressive', ring_timeout_s: 15,
-      window: { start: '00:00', end: '23:59' }, list_ids: [list.id] });
+      window: { start: '00:00', end: '23:59' }, list_ids: [list.id], script: [{ key: 'solar', text: 'Interested in solar panels?', kind: 'yesno' }] });
     await admin('POST', `/api/dialer/campaigns/${camp.id}/load`, {});
     const started = await admin('POST', `/api/dialer/campaigns/${camp.id}/start`, {});
     assert.equal(started.live, true, 'campaign task runs');
@@ -241,6 +241,7 @@ try {
     await sup.close();
     assert.equal(await carrier.done, 0, 'sipp carrier saw a clean call');
     await page.fill('#notes', 'interested in the offer');
+    await page.selectOption('#q-solar', 'yes');
     await page.click('#card button.dispo:has-text("Interested")');
     const done = await page.waitForSelector('#disposed', { timeout: 10000 });
     assert.equal(await done.getAttribute('data-lead-state'), 'done');
@@ -254,6 +255,9 @@ try {
     assert.equal(act.outcome_id, interested.id, JSON.stringify(act));
     assert.ok(act.done_at && act.party_id === lead.id, JSON.stringify(act));
     assert.equal(act.notes, 'interested in the offer');
+    const attempts = await admin('GET', `/api/dialer/campaigns/${camp.id}/attempts`);
+    const att = attempts.find((x) => x.activity_id === act.id);
+    assert.ok(att && att.outcome_id === interested.id && att.agent_id === me.id && att.bridged_at, 'the call record: ' + JSON.stringify(attempts));
     const hist = await admin('GET', `/api/parties/${lead.id}/history`);
     assert.ok(hist.some((h) => h.changes && h.changes.activity_id === act.id && h.changes.commercial_state_id), 'commercial state follows the outcome: ' + JSON.stringify(hist));
     await page.screenshot({ path: join(screens, 'agent-disposed.png'), fullPage: true });
