@@ -146,6 +146,9 @@ pub struct Stats {
     /// Answer→bridge latencies in ms, p50 and p99 (0 before any bridge).
     pub bridge_p50_ms: u64,
     pub bridge_p99_ms: u64,
+    /// The same in microseconds (answer event seen → media switched).
+    pub bridge_p50_us: u64,
+    pub bridge_p99_us: u64,
 }
 
 #[derive(Debug)]
@@ -308,6 +311,7 @@ struct Task<L: Lines> {
     agents: BTreeMap<UserId, AgentSlot>,
     next_call: u64,
     stats: Stats,
+    /// Answer→bridge latencies, µs.
     latencies: Vec<u64>,
     exhausted_until: Option<Instant>,
     /// When agents' legs were last checked for life.
@@ -722,7 +726,7 @@ impl<L: Lines> Task<L> {
         line.agent = Some(agent);
         line.for_agent = None;
         slot.reserved = None;
-        let latency = line.answered.map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(0)).unwrap_or(0);
+        let latency = line.answered.map(|t| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)).unwrap_or(0);
         self.latencies.push(latency);
         let evs = slot.sm.connect(now, line.pacer_id).unwrap_or_default();
         slot.pending = Some((call.to_string(), line.attempt_id, line.pacer_id));
@@ -956,8 +960,10 @@ impl<L: Lines> Task<L> {
                 l[((l.len() - 1) as f64 * p).round() as usize]
             }
         };
-        s.bridge_p50_ms = pct(0.5);
-        s.bridge_p99_ms = pct(0.99);
+        s.bridge_p50_us = pct(0.5);
+        s.bridge_p99_us = pct(0.99);
+        s.bridge_p50_ms = s.bridge_p50_us / 1000;
+        s.bridge_p99_ms = s.bridge_p99_us / 1000;
         s
     }
 }
