@@ -53,6 +53,8 @@ enum Cmd {
     Http(bench::http::Args),
     /// Campaign sending: mails rendered, DKIM-signed (Ed25519) and handed to the local Postfix per second; SMPP submits/s to the fake SMSC with a window of 10.
     Send(bench::send::Args),
+    /// Tracking pixel and click redirect with wrk beside a bare axum handler, and a kill -9 under load (no answered hit lost).
+    Tracking(bench::tracking::Args),
     /// Support desk inbound mail: parse-only mails/s and parse → store → ticket mails/s on a synthetic ~50 KB corpus; optional corpus evaluation.
     MailIngest(bench::mail::Args),
     /// Support desk: time from an IMAP APPEND into Dovecot (gateway in IDLE) to the ticket existing.
@@ -91,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::SipCps(a) => sipbench::run_cps(a, &cli.common.data_dir)?,
         Cmd::RtpRelay(a) => sipbench::run_relay(a)?,
         Cmd::Send(a) => runtime()?.block_on(bench::send::run(a, &cli.common))?,
+        Cmd::Tracking(a) => runtime()?.block_on(bench::tracking::run(a, &cli.common))?,
         Cmd::MailIngest(a) => runtime()?.block_on(bench::mail::run(a, &cli.common))?,
         Cmd::ImapLatency(a) => runtime()?.block_on(bench::mail::imap_latency(a, &cli.common))?,
         Cmd::Dialer { seeds } => {

@@ -6,4 +6,5 @@ pub mod lookup;
 pub mod mail;
 pub mod screenpop;
 pub mod send;
+pub mod tracking;
 pub mod webrtc_agents;
