@@ -256,7 +256,12 @@ fn build_corpus(dir: &Path, per_class: usize, seed: u64) -> anyhow::Result<Vec<S
             Some(db) => (power / 10f64.powf(db / 10.0)).sqrt(),
             None => 32767.0 * 10f64.powf(-66.0 / 20.0),
         };
-        let pcm = sig.iter().map(|&x| (x + sigma * gaussian(&mut rng)).clamp(-32768.0, 32767.0) as i16).collect();
+        // Noise from its own stream per sample: the number of draws follows the
+        // clip's length, and espeak-ng's output length is not bit-stable from
+        // run to run, so drawing it from `rng` shifted every later choice
+        // (two runs of one seed synthesised 597 and 589 distinct clips).
+        let mut noise = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let pcm = sig.iter().map(|&x| (x + sigma * gaussian(&mut noise)).clamp(-32768.0, 32767.0) as i16).collect();
         out.push(Sample { truth, text, voice, speed, snr, gap_ms, pcm, greeting_end_ms });
     }
     eprintln!("synthesised {} distinct clips for {} samples", cache.len(), out.len());

@@ -22,14 +22,19 @@
 //! E[(demand − supply)⁺] instead; it under-priced calls that rely on agents
 //! who are still talking and did no better than a fixed power ratio of 3.)
 //!
-//! β is the feedback term. The pacer counts its own abandons against an
-//! allowance of `aim × target` per live answer. With AMD off the dialer
+//! β is the feedback term, steered on a rolling window (`window_h`, 24 h
+//! as Ofcom counts) of per-minute counts kept across shifts and days. The
+//! pacer counts its own abandons against an allowance per live answer of
+//! `min(aim × target, window_limit − window_z · sqrt(window_limit / L))`,
+//! L being the live answers in the window: the second term is a margin for
+//! the window's own noise, wider for a small team. With AMD off the dialer
 //! cannot tell a dropped person from a dropped machine, so each drop counts
 //! as the posterior probability that a call answered at its ring age was a
 //! person, from the answer ages of connected people and machines. Slack in
-//! hand raises β exponentially, spending it over about
-//! `feedback_horizon_s`; overspend lowers it. That makes the long-run rate track the aim whatever bias the
-//! forecast has.
+//! the window raises β exponentially, spending it over about
+//! `feedback_horizon_s`; overspend lowers it. That makes the rate track the
+//! aim whatever bias the forecast has, and an abandon late in one shift
+//! still weighs on the start of the next.
 //!
 //! Two guards keep it safe when the world shifts faster than it learns: the
 //! answer probability used is the higher of a fast and a slow estimate (a
@@ -86,17 +91,21 @@ pub struct PredictiveConfig {
     /// last one. Values between blend the two.
     pub batch_weight: f64,
     /// Margin for the noise of the window: the feedback aims at
-    /// `target − window_z · sqrt(target / L)` (L: live answers in the
-    /// window), or `aim × target` if lower. Few answers per window (a small
-    /// team) means a wider margin, since one extra drop moves the rate more.
+    /// `window_limit − window_z · sqrt(window_limit / L)` (L: live answers
+    /// in the window), or `aim × target` if lower. Few answers per window (a
+    /// small team) means a wider margin, since one extra drop moves the rate
+    /// more.
     pub window_z: f64,
+    /// The rate no rolling window may exceed (Ofcom: 3 % per 24 h). With a
+    /// target below it (say 1 %), the target binds and the margin does not.
+    pub window_limit: f64,
 }
 
 impl Default for PredictiveConfig {
     fn default() -> Self {
         PredictiveConfig {
             target: 0.03,
-            aim: 0.97,
+            aim: 0.9,
             grace_s: 2.0,
             amd_false_positive_rate: 0.0,
             max_lines_per_agent: 3.0,
@@ -109,6 +118,7 @@ impl Default for PredictiveConfig {
             fast_guard_sigmas: 0.0,
             batch_weight: 0.0,
             window_z: 2.2,
+            window_limit: 0.03,
         }
     }
 }
@@ -552,8 +562,9 @@ impl Predictive {
         let target = self.cfg.target;
         self.minute(now).active = true;
         let (live, ab) = self.window_counts();
-        let noise = self.cfg.window_z * (target / live.max(1.0)).sqrt();
-        let aim = (self.cfg.aim * target).min(target - noise).max(0.3 * target);
+        let limit = self.cfg.window_limit.max(target);
+        let noise = self.cfg.window_z * (limit / live.max(1.0)).sqrt();
+        let aim = (self.cfg.aim * target).min(limit - noise).max(0.3 * target);
         let allowed = (aim - self.cfg.amd_false_positive_rate).max(0.0);
         let slack = allowed * live - ab;
         let active_s = 60.0 * self.minutes.iter().filter(|m| m.active).count() as f64;
