@@ -300,6 +300,74 @@ fn machine_agent(ua: &str) -> bool {
     ua.trim().is_empty() || MACHINE_AGENTS.iter().any(|m| ua.contains(m))
 }
 
+/// A trusted reverse proxy: one address (`10.0.0.7`) or a network
+/// (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl ProxyNet {
+    pub fn parse(s: &str) -> Result<ProxyNet, String> {
+        let s = s.trim();
+        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?}: the prefix length must be 0–{max}"))?,
+            None => max,
+        };
+        Ok(ProxyNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> (u128, u8) {
+            match a.to_canonical() {
+                IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 4),
+                IpAddr::V6(v) => (u128::from(v), 6),
+            }
+        };
+        let ((net, fa), (x, fb)) = (bits(self.addr), bits(ip));
+        if fa != fb {
+            return false;
+        }
+        let prefix = u32::from(self.prefix);
+        if prefix == 0 {
+            return true;
+        }
+        let mask = u128::MAX << (128 - prefix);
+        net & mask == x & mask
+    }
+}
+
+/// The client's address for a request that came from `peer`: the socket
+/// address, unless `peer` is a trusted proxy; then the right-most address
+/// in `X-Forwarded-For` that is not itself a trusted proxy (the left part
+/// of the header is whatever the client chose to send, so it is never
+/// believed). An unparsable entry ends the walk at the peer.
+pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[ProxyNet]) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer = peer?;
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let Some(xff) = forwarded_for else { return Some(peer) };
+    let mut client = peer;
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
 /// Whether an open was made by a machine (Apple MPP, a scanner).
 pub fn machine_open(ua: &str, ip: Option<IpAddr>) -> bool {
     apple_mpp(ua, ip) || machine_agent(ua)
@@ -391,5 +459,26 @@ mod tests {
         assert!(machine_click("Mimecast-Scanner", false, 0, 3_600_000));
         assert!(machine_click("Mozilla/5.0 (X11)", true, 0, 3_600_000), "HEAD");
         assert!(!machine_click("Mozilla/5.0 (X11) Firefox/120", false, 0, 3_600_000));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [ProxyNet::parse("10.0.0.0/8").unwrap(), ProxyNet::parse("::1").unwrap()];
+        // An untrusted peer: the socket address, whatever the header says.
+        assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("17.1.2.3"), &trusted), Some(ip("203.0.113.9")));
+        assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("17.1.2.3"), &[]), Some(ip("203.0.113.9")));
+        // A trusted proxy: the right-most untrusted hop; a forged left part is ignored.
+        assert_eq!(client_ip(Some(ip("10.1.1.1")), Some("17.1.2.3"), &trusted), Some(ip("17.1.2.3")));
+        assert_eq!(client_ip(Some(ip("10.1.1.1")), Some("6.6.6.6, 198.51.100.4, 10.2.2.2"), &trusted), Some(ip("198.51.100.4")));
+        assert_eq!(client_ip(Some(ip("::1")), Some("2001:db8::1"), &trusted), Some(ip("2001:db8::1")));
+        // v4-mapped peers match v4 networks.
+        assert_eq!(client_ip(Some(ip("::ffff:10.0.0.5")), Some("17.0.0.1"), &trusted), Some(ip("17.0.0.1")));
+        // No header, or garbage in it: the proxy itself.
+        assert_eq!(client_ip(Some(ip("10.1.1.1")), None, &trusted), Some(ip("10.1.1.1")));
+        assert_eq!(client_ip(Some(ip("10.1.1.1")), Some("not-an-ip"), &trusted), Some(ip("10.1.1.1")));
+        assert_eq!(client_ip(None, Some("17.1.2.3"), &trusted), None);
+        assert!(ProxyNet::parse("10.0.0.0/33").is_err() && ProxyNet::parse("nope").is_err());
+        assert!(ProxyNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")) && !ProxyNet::parse("0.0.0.0/0").unwrap().contains(ip("2001:db8::1")));
     }
 }

@@ -90,7 +90,7 @@ impl Application {
         let jobs = tokio::spawn(support_jobs(store.clone(), self.jobs_every, stop_rx));
         let campaigns = crate::api::tracking::Campaigns::start(&store, &self.campaigns).await?;
         let app = campaigns.mount(router(self.state));
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
         campaigns.stop().await;
         let _ = stop_tx.send(true);
         if let Some(g) = gateway {

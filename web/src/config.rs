@@ -242,6 +242,11 @@ pub struct RawCampaigns {
     pub smpp_password: Option<String>,
     /// The sender shown on SMS (a number or up to 11 letters).
     pub smpp_source: Option<String>,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` the tracking endpoints believe; from any other peer
+    /// the socket address is the client's.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl std::fmt::Debug for RawCampaigns {

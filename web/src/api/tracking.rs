@@ -10,9 +10,10 @@
 //! no broken picture. A valid hit is written to the event log
 //! ([`mailgate::eventlog`]) and answered once it is on disk.
 //!
-//! The client address for the Apple-proxy test comes from
-//! `X-Forwarded-For` (the tracking host normally sits behind a proxy); with
-//! none the user agent alone decides.
+//! The client address for the Apple-proxy test is the socket's peer, or,
+//! when that peer is one of the configured `trusted_proxies`, the
+//! right-most untrusted address of its `X-Forwarded-For`
+//! ([`tracking::client_ip`]); a header from anyone else is ignored.
 
 use crate::config::RawCampaigns;
 use anyhow::{Context, bail};
@@ -26,9 +27,11 @@ use mailgate::campaign::{CampaignConfig, CampaignSender};
 use mailgate::dkim::{Algorithm, Dkim};
 use mailgate::eventlog::{EventLog, LogOptions};
 use mailgate::pacing::{Limits, SendWindow};
-use mailgate::tracking::{self, Kind, Signer, Token};
+use mailgate::tracking::{self, Kind, ProxyNet, Signer, Token};
 use mailgate::{Secret, Security, SmtpConfig};
-use std::net::IpAddr;
+use axum::Extension;
+use axum::extract::ConnectInfo;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +40,8 @@ use std::time::Duration;
 pub struct Tracking {
     pub signer: Signer,
     pub log: EventLog,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ProxyNet>,
 }
 
 #[derive(Clone)]
@@ -80,6 +85,8 @@ impl Campaigns {
             None => store.campaign_secret().await?,
         };
         let signer = Signer::new(&secret);
+        let trusted_proxies =
+            cfg.trusted_proxies.iter().map(|p| ProxyNet::parse(p)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg).context("campaigns.trusted_proxies")?;
         if let Some(d) = &cfg.mail_domain {
             store.set_campaign_setting("mail_domain", d).await?;
         }
@@ -100,7 +107,7 @@ impl Campaigns {
             workers.push(tokio::spawn(reader.run(stop.subscribe())));
         }
         workers.extend(crate::api::messaging::start_sms(store, cfg, &stop).await?);
-        Ok(Campaigns { tracking: Arc::new(Tracking { signer, log }), store: store.clone(), writer, sender, workers, stop })
+        Ok(Campaigns { tracking: Arc::new(Tracking { signer, log, trusted_proxies }), store: store.clone(), writer, sender, workers, stop })
     }
 
     pub fn mount(&self, app: Router) -> Router {
@@ -168,8 +175,12 @@ fn user_agent(h: &HeaderMap) -> &str {
     h.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-fn client_ip(h: &HeaderMap) -> Option<IpAddr> {
-    h.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok())
+/// The peer's address, as `into_make_service_with_connect_info` records it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn client_ip(t: &Tracking, peer: &Peer, h: &HeaderMap) -> Option<IpAddr> {
+    let xff = h.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    tracking::client_ip(peer.as_ref().map(|p| p.0.0.ip()), xff, &t.trusted_proxies)
 }
 
 fn event_key() -> String {
@@ -190,11 +201,11 @@ fn gif(status: StatusCode) -> Response {
     r
 }
 
-async fn pixel(State(s): State<TrackState>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+async fn pixel(State(s): State<TrackState>, Path(file): Path<String>, peer: Peer, headers: HeaderMap) -> Response {
     let now = crm::now_ms();
     let token = file.strip_suffix(".gif").and_then(|t| s.t.signer.verify(t, now)).filter(|t| t.kind == Kind::Open);
     let Some(t) = token else { return gif(StatusCode::NOT_FOUND) };
-    let machine = tracking::machine_open(user_agent(&headers), client_ip(&headers));
+    let machine = tracking::machine_open(user_agent(&headers), client_ip(&s.t, &peer, &headers));
     match s.t.log.record(event(&t, "opened", String::new(), machine, now)).await {
         Ok(()) => gif(StatusCode::OK),
         Err(e) => {

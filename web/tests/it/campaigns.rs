@@ -78,7 +78,9 @@ async fn campaign_api_and_tracking_over_http() {
 
         // Forged, truncated and foreign tokens: 404, nothing recorded.
         let forged = Signer::new(b"not the secret").sign(&Token { outbox_id: row.outbox_id, message_id: msg, party_id: party, sent_at: crm::now_ms(), kind: Kind::Open });
-        for bad in [forged.as_str(), &open[..open.len() - 3], "AAAA"] {
+        // A replayed token from a mail older than the tokens' lifetime.
+        let stale = signer.sign(&Token { outbox_id: row.outbox_id, message_id: msg, party_id: party, sent_at: crm::now_ms() - mailgate::tracking::MAX_AGE_MS - 60_000, kind: Kind::Open });
+        for bad in [forged.as_str(), &open[..open.len() - 3], "AAAA", stale.as_str()] {
             let r = app.get(&anon, &format!("/t/o/{bad}.gif")).await;
             assert_eq!(r.status, 404);
             assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("image/gif"));
@@ -105,6 +107,9 @@ async fn campaign_api_and_tracking_over_http() {
         assert!(headers.get("cache-control").is_some());
         // Apple Mail Privacy Protection's proxy: a machine open.
         assert_eq!(browser_get(&app, &format!("/t/o/{open}.gif"), "Mozilla/5.0").await.0, 200);
+        // X-Forwarded-For naming Apple's network, from a peer that is not a
+        // configured trusted proxy (none is): ignored, a human open.
+        assert_eq!(browser_get_with(&app, &format!("/t/o/{open}.gif"), firefox, &[("x-forwarded-for", "17.1.2.3")]).await.0, 200);
 
         let page = app.get(&anon, &format!("/u/{unsub}")).await;
         assert_eq!(page.status, 200);
@@ -121,7 +126,7 @@ async fn campaign_api_and_tracking_over_http() {
             let (app, m, path) = (&app, &m, &path);
             async move {
                 let r = app.get(m, path).await;
-                r.body["opens"]["total_human"] == 1 && r.body["opens"]["total_machine"] == 1 && r.body["clicks"][0]["total_human"] == 1
+                r.body["opens"]["total_human"] == 2 && r.body["opens"]["total_machine"] == 1 && r.body["clicks"][0]["total_human"] == 1
             }
         })
         .await;
@@ -136,7 +141,7 @@ async fn campaign_api_and_tracking_over_http() {
         let mut kinds: Vec<&str> = tl.body.as_array().expect("timeline").iter().filter_map(|e| e["kind"].as_str()).collect();
         // Hits within the same millisecond may be stored in either order.
         kinds.sort_unstable();
-        assert_eq!(kinds, ["clicked", "opened", "opened", "sent", "unsubscribed"], "{}", tl.text);
+        assert_eq!(kinds, ["clicked", "opened", "opened", "opened", "sent", "unsubscribed"], "{}", tl.text);
         let l = app.post(&m, &format!("/api/campaign-messages/{msg}/lists"), json!({"name": "clickers", "include": {"kind": "clicked", "link": 1}})).await;
         assert_eq!(l.status, 201, "{}", l.text);
         let members = app.get(&m, &format!("/api/lists/{}/members", l.body["id"])).await;
@@ -159,9 +164,17 @@ fn base64_encode(b: &[u8]) -> String {
 
 /// A GET with a user agent (the harness's client sends none).
 async fn browser_get(app: &TestApp, path: &str, ua: &str) -> (u16, hyper::HeaderMap, Vec<u8>) {
+    browser_get_with(app, path, ua, &[]).await
+}
+
+async fn browser_get_with(app: &TestApp, path: &str, ua: &str, extra: &[(&str, &str)]) -> (u16, hyper::HeaderMap, Vec<u8>) {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<http_body_util::Empty<hyper::body::Bytes>>();
-    let req = hyper::Request::get(format!("http://{}{}", app.addr, path)).header("user-agent", ua).body(http_body_util::Empty::new()).expect("request");
+    let mut req = hyper::Request::get(format!("http://{}{}", app.addr, path)).header("user-agent", ua);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(http_body_util::Empty::new()).expect("request");
     let res = client.request(req).await.expect("http");
     let (status, headers) = (res.status().as_u16(), res.headers().clone());
     let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
