@@ -9,6 +9,9 @@
 //! - **end to end, batched**: `mailgate::ingest::handle_batch` on batches
 //!   of `--batch` mails (50, the IMAP fetch batch): parse each, then store
 //!   and ingest the batch in one transaction — what the IMAP driver does;
+//! - **several mailboxes at once** (`--mailboxes`, 4): the same, one task
+//!   per mailbox as the gateway runs one reader per mailbox, on a second
+//!   corpus of the same size;
 //! - **end to end, per mail**: parse → `Store::store_raw_mail` →
 //!   `Store::ingest_mail` one mail after another (`ingest::handle`, the
 //!   fallback path), on the first `--per-mail` mails;
@@ -46,6 +49,10 @@ pub struct Args {
     /// Mails (from the end of the corpus) also ingested one at a time.
     #[arg(long, default_value_t = 500)]
     per_mail: u64,
+    /// Also run as many mailboxes at once (a reader each, as the gateway
+    /// does), on a second corpus of the same size; 1: skip.
+    #[arg(long, default_value_t = 4)]
+    mailboxes: usize,
     /// Also run every file under this directory through the whole ingest
     /// path and report failures (repeatable).
     #[arg(long)]
@@ -61,7 +68,7 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     let t0 = Instant::now();
     let mails = synthetic(args.mails, common.seed);
     let bytes: usize = mails.iter().map(Vec::len).sum();
-    let mut report = Report::new("mail-ingest", backend_name(args.backend), serde_json::json!({"mails": args.mails, "batch": args.batch, "per_mail": args.per_mail, "seed": common.seed, "corpus": args.corpus}));
+    let mut report = Report::new("mail-ingest", backend_name(args.backend), serde_json::json!({"mails": args.mails, "batch": args.batch, "per_mail": args.per_mail, "mailboxes": args.mailboxes, "seed": common.seed, "corpus": args.corpus}));
     report.fact(
         "corpus",
         format!("{} synthetic mails, {:.1} MB, mean {:.1} KB (generated in {:.2} s)", mails.len(), bytes as f64 / 1e6, bytes as f64 / mails.len().max(1) as f64 / 1e3, t0.elapsed().as_secs_f64()),
@@ -120,46 +127,9 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     let mut mails = mails;
     let tail = mails.split_off(mails.len() - per_mail);
     let batched_n = mails.len();
-    let mut cfg = mailgate::MailboxConfig::new("bench.invalid", 143, mailgate::Security::Plain, "bench", mailgate::Secret::new(""), centre);
-    cfg.name = "bench".into();
-    let mut lat = Latency::new();
-    let (mut errors, mut created, mut joined) = (0u64, 0u64, 0u64);
-    let mut first_error = None;
     let t0 = Instant::now();
-    let mut uid = 0u32;
-    let mut it = mails.into_iter().peekable();
-    while it.peek().is_some() {
-        let batch: Vec<mailgate::ingest::Fetched> = it
-            .by_ref()
-            .take(args.batch.max(1))
-            .map(|raw| {
-                uid += 1;
-                mailgate::ingest::Fetched { uid, raw, truncated: false }
-            })
-            .collect();
-        let n = batch.len();
-        let s = Instant::now();
-        match mailgate::ingest::handle_batch(&store, &cfg, &opts, 1, batch).await {
-            Ok(done) => {
-                for (_, d) in done {
-                    match d {
-                        Some(d) if d.outcome.created => created += 1,
-                        Some(_) => joined += 1,
-                        None => errors += 1,
-                    }
-                }
-            }
-            Err(e) => {
-                errors += n as u64;
-                first_error.get_or_insert(e.to_string());
-            }
-        }
-        // Each mail of the batch waited for the whole batch.
-        let per = s.elapsed();
-        for _ in 0..n {
-            lat.record(per);
-        }
-    }
+    let one = run_stream(store.clone(), bench_mailbox("bench", centre), opts.clone(), mails, args.batch).await;
+    let (lat, created, joined, errors, first_error) = (one.lat, one.created, one.joined, one.errors, one.first_error);
     let e2e_s = t0.elapsed();
     let e2e_rate = batched_n as f64 / e2e_s.as_secs_f64();
     report.row(Row::new(E2E, &lat, e2e_s, errors, Unit::Micros).with_rate(e2e_rate, "mails"));
@@ -168,9 +138,48 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
         format!("{batched_n} mails in batches of {}: {created} tickets created, {joined} mails joined an existing ticket, {errors} errors{} (latency = the batch's time, recorded once per mail)", args.batch, first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()),
     );
 
+    // Several mailboxes at once, each its own reader as in the gateway
+    // (one task per mailbox, batches in UID order within each); a second
+    // corpus of the same shape (another seed, so other Message-IDs).
+    if args.mailboxes > 1 {
+        let more = synthetic(batched_n as u64, common.seed.wrapping_add(1));
+        let mut parts: Vec<Vec<Vec<u8>>> = vec![Vec::new(); args.mailboxes];
+        for (i, m) in more.into_iter().enumerate() {
+            parts[i % args.mailboxes].push(m);
+        }
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for (k, part) in parts.into_iter().enumerate() {
+            tasks.push(tokio::spawn(run_stream(store.clone(), bench_mailbox(&format!("bench-{k}"), centre), opts.clone(), part, args.batch)));
+        }
+        let mut all = Latency::new();
+        let (mut c, mut j, mut e) = (0u64, 0u64, 0u64);
+        let mut first = None;
+        for task in tasks {
+            let r = task.await.context("a mailbox task")?;
+            all.merge(&r.lat);
+            c += r.created;
+            j += r.joined;
+            e += r.errors;
+            if first.is_none() {
+                first = r.first_error;
+            }
+        }
+        let par_s = t.elapsed();
+        let par_rate = batched_n as f64 / par_s.as_secs_f64();
+        let name = format!("parse + store + ticket, batched, {} mailboxes at once (per mail)", args.mailboxes);
+        report.row(Row::new(&name, &all, par_s, e, Unit::Micros).with_rate(par_rate, "mails"));
+        report.ratio_of(&name, E2E, None, None, par_rate / e2e_rate);
+        report.fact(
+            "end to end, mailboxes at once",
+            format!("{batched_n} mails over {} mailboxes: {c} tickets created, {j} joined, {e} errors{}", args.mailboxes, first.map(|e| format!(" (first: {e})")).unwrap_or_default()),
+        );
+    }
+
     // End to end, one mail at a time (the fallback path), same store.
     let mut lat1 = Latency::new();
     let mut errors1 = 0u64;
+    let mut uid = batched_n as u32;
     let t1 = Instant::now();
     for m in tail {
         uid += 1;
@@ -198,6 +207,62 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     store.close().await;
     loc.drop_db().await?;
     Ok(report)
+}
+
+fn bench_mailbox(name: &str, centre: crm::tickets::ServiceCentreId) -> mailgate::MailboxConfig {
+    let mut cfg = mailgate::MailboxConfig::new("bench.invalid", 143, mailgate::Security::Plain, "bench", mailgate::Secret::new(""), centre);
+    cfg.name = name.into();
+    cfg
+}
+
+/// What one mailbox's run did.
+struct StreamResult {
+    lat: Latency,
+    created: u64,
+    joined: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// One mailbox's mails through `handle_batch`, `batch` at a time, in UID
+/// order, as the IMAP driver hands them over.
+async fn run_stream(store: crm::Store, cfg: mailgate::MailboxConfig, opts: ParseOptions, mails: Vec<Vec<u8>>, batch: usize) -> StreamResult {
+    let mut r = StreamResult { lat: Latency::new(), created: 0, joined: 0, errors: 0, first_error: None };
+    let mut uid = 0u32;
+    let mut it = mails.into_iter().peekable();
+    while it.peek().is_some() {
+        let fetched: Vec<mailgate::ingest::Fetched> = it
+            .by_ref()
+            .take(batch.max(1))
+            .map(|raw| {
+                uid += 1;
+                mailgate::ingest::Fetched { uid, raw, truncated: false }
+            })
+            .collect();
+        let n = fetched.len();
+        let s = Instant::now();
+        match mailgate::ingest::handle_batch(&store, &cfg, &opts, 1, fetched).await {
+            Ok(done) => {
+                for (_, d) in done {
+                    match d {
+                        Some(d) if d.outcome.created => r.created += 1,
+                        Some(_) => r.joined += 1,
+                        None => r.errors += 1,
+                    }
+                }
+            }
+            Err(e) => {
+                r.errors += n as u64;
+                r.first_error.get_or_insert(e.to_string());
+            }
+        }
+        // Each mail of the batch waited for the whole batch.
+        let per = s.elapsed();
+        for _ in 0..n {
+            r.lat.record(per);
+        }
+    }
+    r
 }
 
 /// The whole inbound path for one message; `Ok(true)` when it opened a ticket.
