@@ -932,6 +932,41 @@ impl crate::Store {
         Ok(n)
     }
 
+    /// Keeps the SIP dialog of an outbound call this node placed (upsert:
+    /// written at dial, again at answer), so that after a crash the
+    /// restarted node can end it at the carrier ([`Store::dialer_dialogs_open`]).
+    pub async fn dialer_dialog_save(&self, node_id: &str, attempt_id: Option<i64>, call_id: &str, answered: bool, dialog: &str, now: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO dialer_dialogs (call_id, node_id, attempt_id, answered, dialog, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (call_id) DO UPDATE SET answered = excluded.answered, dialog = excluded.dialog, updated_at = excluded.updated_at",
+        )
+        .bind(call_id)
+        .bind(node_id)
+        .bind(attempt_id)
+        .bind(i64::from(answered))
+        .bind(dialog)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The call ended (or was confirmed gone): forget its dialog.
+    pub async fn dialer_dialog_end(&self, call_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM dialer_dialogs WHERE call_id = $1").bind(call_id).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Dialogs this node left up (a crash): `(call_id, answered, dialog)`,
+    /// oldest first.
+    pub async fn dialer_dialogs_open(&self, node_id: &str) -> Result<Vec<(String, bool, String)>> {
+        let rows = sqlx::query("SELECT call_id, answered, dialog FROM dialer_dialogs WHERE node_id = $1 ORDER BY updated_at, call_id")
+            .bind(node_id)
+            .fetch_all(&self.write)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("call_id")?, r.try_get::<i64, _>("answered")? != 0, r.try_get("dialog")?))).collect()
+    }
+
     /// Stores questionnaire answers of an attempt (validated by type).
     pub async fn dialer_save_answers(&self, attempt_id: i64, answers: &[(String, String)]) -> Result<()> {
         let camp: i64 = sqlx::query_scalar("SELECT campaign_id FROM dialer_attempts WHERE id = $1")

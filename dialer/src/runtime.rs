@@ -88,6 +88,12 @@ pub trait Lines: Send + Sync + 'static {
     fn leg_alive(&self, _leg: &str) -> impl Future<Output = bool> + Send {
         async { true }
     }
+    /// The call's SIP dialog, opaque, kept in the store while the call is
+    /// up so that after a crash the restarted node can end it at the
+    /// carrier before any lead is redialed. `None`: not kept.
+    fn dialog(&self, _call: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
     /// Starts recording an answered call into `path` (until it ends).
     fn record(&self, _call: &str, _path: &std::path::Path) -> impl Future<Output = Result<(), String>> + Send {
         async { Err("recording is not supported by these lines".to_string()) }
@@ -287,6 +293,8 @@ struct Line {
     for_agent: Option<UserId>,
     /// Already booked (abandoned): a later `Ended` only cleans up.
     booked: bool,
+    /// Its SIP dialog is kept in the store (removed when it ends).
+    dialog: bool,
 }
 
 struct AgentSlot {
@@ -553,7 +561,8 @@ impl<L: Lines> Task<L> {
                 let pid = CallId::new(self.next_call);
                 self.next_call += 1;
                 let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
-                self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false });
+                let dialog = self.keep_dialog(lead.attempt_id, &call, false).await;
+                self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false, dialog });
                 if let Some(slot) = for_agent.and_then(|a| self.agents.get_mut(&a))
                     && let Some((_, c)) = slot.reserved.as_mut()
                 {
@@ -570,6 +579,19 @@ impl<L: Lines> Task<L> {
                     self.unreserve(a);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Stores the call's dialog if the lines give one; whether it is kept.
+    async fn keep_dialog(&mut self, attempt: i64, call: &str, answered: bool) -> bool {
+        let Some(d) = self.lines.dialog(call).await else { return false };
+        let now = self.now_ms();
+        match self.store.dialer_dialog_save(&self.opts.node_id, Some(attempt), call, answered, &d, now).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, call = %call, "keeping a dialog failed");
+                false
             }
         }
     }
@@ -592,6 +614,13 @@ impl<L: Lines> Task<L> {
                 self.stats.live_answers += 1;
                 let now_ms = self.now_ms();
                 let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
+                // The answered dialog (remote tag, target, route set)
+                // replaces the early one: what a BYE after a crash needs.
+                if self.keep_dialog(attempt, &call, true).await
+                    && let Some(l) = self.calls.get_mut(&call)
+                {
+                    l.dialog = true;
+                }
                 self.feed(vec![Event::CallAnswered(pid)]);
                 if let Some(agent) = for_agent {
                     if self.agents.get(&agent).is_some_and(|s| s.reserved.is_some()) && self.connect(agent, &call).await {
@@ -619,6 +648,11 @@ impl<L: Lines> Task<L> {
                     return;
                 };
                 self.waiting.retain(|c| c != &call);
+                if line.dialog
+                    && let Err(e) = self.store.dialer_dialog_end(&call).await
+                {
+                    tracing::warn!(error = %e, call = %call, "forgetting an ended dialog failed");
+                }
                 if let Some(a) = line.for_agent
                     && line.agent.is_none()
                     && self.agents.get(&a).is_some_and(|s| s.reserved.as_ref().is_some_and(|(_, c)| c.as_deref() == Some(call.as_str())))

@@ -353,6 +353,18 @@ impl B2bua {
     }
 
     /// The media leg of a call, once it has one.
+    /// The dialog of an outbound call, to store so that a process started
+    /// after a crash can end it ([`B2bua::adopt`]).
+    pub async fn dialog(&self, call: &CallId) -> Option<String> {
+        self.sip.dialog(call.clone()).await.ok().flatten()
+    }
+
+    /// Ends a call a crashed process left up, from its stored dialog (no
+    /// media leg; its end comes as an `Ended` event).
+    pub async fn adopt(&self, dialog: &str) -> Result<CallId, B2buaError> {
+        Ok(self.sip.adopt(dialog.to_string()).await?)
+    }
+
     pub async fn leg(&self, call: &CallId) -> Option<LegId> {
         self.leg_of(call).await.ok()
     }

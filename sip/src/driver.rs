@@ -88,6 +88,8 @@ enum Command {
     Answer(CallId, Vec<u8>, oneshot::Sender<Result<(), CallError>>),
     Reject(CallId, u16, oneshot::Sender<Result<(), CallError>>),
     Hangup(CallId, oneshot::Sender<Result<(), CallError>>),
+    Dialog(CallId, oneshot::Sender<Result<Option<String>, CallError>>),
+    Adopt(String, oneshot::Sender<Result<CallId, CallError>>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -129,6 +131,14 @@ impl Handle {
     }
     pub async fn hangup(&self, call: CallId) -> Result<(), DriverError> {
         self.ask(|r| Command::Hangup(call, r)).await
+    }
+    /// [`Endpoint::dialog`]: an outbound call's dialog, to store.
+    pub async fn dialog(&self, call: CallId) -> Result<Option<String>, DriverError> {
+        self.ask(|r| Command::Dialog(call, r)).await
+    }
+    /// [`Endpoint::adopt`]: ends a call a previous process left up.
+    pub async fn adopt(&self, dialog: String) -> Result<CallId, DriverError> {
+        self.ask(|r| Command::Adopt(dialog, r)).await
     }
 }
 
@@ -422,6 +432,12 @@ fn apply(ep: &mut Endpoint, c: Command) {
         }
         Command::Hangup(id, r) => {
             let _ = r.send(ep.hangup(now, &id));
+        }
+        Command::Dialog(id, r) => {
+            let _ = r.send(Ok(ep.dialog(&id)));
+        }
+        Command::Adopt(text, r) => {
+            let _ = r.send(ep.adopt(now, &text));
         }
     }
 }

@@ -254,6 +254,9 @@ struct Call {
     // Inbound only.
     server_key: Option<ServerKey>,
     local_sdp: Option<Vec<u8>>,
+    /// Taken over from a crashed process ([`Endpoint::adopt`]) only to be
+    /// ended: a refused CANCEL ends it at once.
+    adopted: bool,
 }
 
 /// The sans-IO SIP endpoint. See the module docs.
@@ -460,6 +463,7 @@ impl Endpoint {
             ack: None,
             server_key: None,
             local_sdp: None,
+            adopted: false,
         };
         self.calls.insert(call_id.clone(), call);
         if let Err(e) = self.send_invite(now, &call_id, None) {
@@ -511,6 +515,128 @@ impl Endpoint {
                 Ok(())
             }
         }
+    }
+
+    // ----- dialogs that outlive the process -----
+
+    /// What another process needs to end this outbound call after a crash
+    /// (see [`Endpoint::adopt`]): Call-ID, our From and their To with the
+    /// tags known so far, Request-URI, remote target, route set, next
+    /// CSeq, trunk, and for an unanswered call the INVITE's Via (its
+    /// branch is what a CANCEL must match). `key=value` lines; no value
+    /// holds a line break (messages are sanitised). `None` for an inbound
+    /// or unknown call.
+    pub fn dialog(&self, id: &CallId) -> Option<String> {
+        let c = self.calls.get(id)?;
+        if !c.outbound {
+            return None;
+        }
+        let state = match c.state {
+            CallState::Early => "early",
+            CallState::Established | CallState::Ending => "confirmed",
+        };
+        let mut out = format!("call={id}\nstate={state}\nlocal={}\nremote={}\nrequest_uri={}\ncseq={}\npeer={}\nreliable={}\n", c.local, c.remote, c.request_uri, c.local_cseq, c.peer, u8::from(c.reliable));
+        if let Some(t) = &c.remote_target {
+            out.push_str(&format!("remote_target={t}\n"));
+        }
+        for r in &c.route_set {
+            out.push_str(&format!("route={r}\n"));
+        }
+        if let Some(v) = c.invite.as_ref().and_then(|i| i.headers.iter().find_map(|h| if let Header::Via(v) = h { Some(v.value().to_owned()) } else { None })) {
+            out.push_str(&format!("invite_via={v}\n"));
+        }
+        Some(out)
+    }
+
+    /// Takes over a call [`Endpoint::dialog`] described in a process that
+    /// died, only to end it: BYE for an answered call; for one still
+    /// ringing, a CANCEL matching the original INVITE (a 487 is ACKed; a
+    /// 200 that crosses it is ACKed and followed by BYE). Its end is
+    /// reported as [`Event::Ended`] like any call's: BYE answered or timed
+    /// out (64·T1), CANCEL refused, or no final answer within 64·T1.
+    pub fn adopt(&mut self, now: Instant, text: &str) -> Result<CallId, CallError> {
+        let bad = |what: &str| CallError::BadTarget(format!("dialog: {what}"));
+        let mut f: HashMap<&str, &str> = HashMap::new();
+        let mut routes = Vec::new();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else { continue };
+            if k == "route" {
+                routes.push(v.to_owned());
+            } else {
+                f.insert(k, v);
+            }
+        }
+        let get = |k: &str| f.get(k).copied().filter(|v| !v.is_empty()).ok_or_else(|| bad(k));
+        let id = CallId::parse(get("call")?).ok_or_else(|| bad("call"))?;
+        if self.calls.contains_key(&id) {
+            return Err(CallError::InvalidState("call already known"));
+        }
+        let early = match get("state")? {
+            "early" => true,
+            "confirmed" => false,
+            _ => return Err(bad("state")),
+        };
+        let peer: SocketAddr = get("peer")?.parse().map_err(|_| bad("peer"))?;
+        let cseq: u32 = get("cseq")?.parse().map_err(|_| bad("cseq"))?;
+        let (local, remote, request_uri) = (get("local")?.to_owned(), get("remote")?.to_owned(), get("request_uri")?.to_owned());
+        let reliable = f.get("reliable") == Some(&"1");
+        let mut call = Call {
+            outbound: true,
+            state: if early { CallState::Early } else { CallState::Established },
+            remote_tag: msg::header_param(&remote, "tag").flatten(),
+            local,
+            remote,
+            local_cseq: cseq,
+            remote_target: f.get("remote_target").map(|v| v.to_string()),
+            route_set: routes,
+            peer,
+            reliable,
+            request_uri,
+            invite_key: None,
+            invite: None,
+            offer: Vec::new(),
+            auth: None,
+            auth_attempts: 0,
+            got_1xx: true,
+            cancel: Some(Outcome::Cancelled),
+            cancel_sent: false,
+            ring_deadline: None,
+            cancel_deadline: None,
+            ack: None,
+            server_key: None,
+            local_sdp: None,
+            adopted: true,
+        };
+        if early {
+            // The INVITE as the dead process sent it (what CANCEL and the
+            // ACK of a 487 copy), under a transaction already past its
+            // provisional: nothing is re-sent, so a carrier that has
+            // forgotten the call is not offered it again.
+            let via = get("invite_via")?.to_owned();
+            let branch = msg::header_param(&via, "branch").flatten().ok_or_else(|| bad("invite_via"))?;
+            let headers = vec![
+                hdr("Via", via),
+                hdr("Max-Forwards", "70"),
+                hdr("From", call.local.clone()),
+                hdr("To", call.remote.clone()),
+                hdr("Call-ID", id.to_string()),
+                hdr("CSeq", format!("{cseq} INVITE")),
+            ];
+            let req = self.build_request(Method::Invite, &call.request_uri, headers, Vec::new())?;
+            let bytes = msg::to_bytes(&rsip::SipMessage::Request(req.clone()));
+            let (mut tx, _not_sent) = ClientTx::new(now, true, bytes, peer, reliable, self.cfg.timers);
+            let _ = tx.on_response(now, 100, Vec::new);
+            call.invite_key = Some((branch.clone(), Method::Invite));
+            call.invite = Some(req.clone());
+            self.calls.insert(id.clone(), call);
+            self.clients.insert((branch, "INVITE".to_owned()), ClientEntry { tx, call: Some(id.clone()), purpose: Purpose::Invite, request: req });
+            self.try_cancel(now, &id);
+        } else {
+            self.calls.insert(id.clone(), call);
+            self.send_bye(now, &id);
+        }
+        tracing::info!(call_id = %id, early, "ending a call left by a previous process");
+        Ok(id)
     }
 
     // ----- building and sending -----
@@ -839,6 +965,9 @@ impl Endpoint {
                 match purpose {
                     Purpose::Invite => self.on_invite_response(now, &call, &m, status),
                     Purpose::Bye if status >= 200 => self.end(&call, Outcome::Completed { by_remote: false }, None),
+                    // An adopted call's CANCEL refused (481): the carrier no
+                    // longer has the INVITE; nothing is left to end.
+                    Purpose::Cancel if status >= 300 && self.calls.get(&call).is_some_and(|c| c.adopted && c.state == CallState::Early) => self.end(&call, Outcome::Cancelled, Some(status)),
                     _ => {}
                 }
             }
@@ -1071,6 +1200,7 @@ impl Endpoint {
             ack: None,
             server_key: Some(key.clone()),
             local_sdp: None,
+            adopted: false,
         };
         self.calls.insert(m.call_id.clone(), call);
         if let Some(e) = self.servers.get_mut(key) {

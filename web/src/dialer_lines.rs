@@ -83,6 +83,10 @@ impl Lines for B2buaLines {
         self.b2bua.record(&call_id(call)?, Some(path)).await.map_err(|e| e.to_string())
     }
 
+    async fn dialog(&self, call: &str) -> Option<String> {
+        self.b2bua.dialog(&CallId::parse(call)?).await
+    }
+
     async fn leg_alive(&self, leg: &str) -> bool {
         match CallId::parse(leg) {
             Some(c) => self.b2bua.leg(&c).await.is_some(),
@@ -117,8 +121,70 @@ pub fn node_id() -> String {
 
 /// Recovers this node's leads, gives `dialers` a starter over the B2BUA,
 /// and restarts campaigns that were running when the process stopped.
+/// How long recovery waits for the calls a crash left up to end: a BYE
+/// or CANCEL that gets no answer ends the call after 64·T1 = 32 s.
+const END_LEFT_CALLS: Duration = Duration::from_secs(40);
+
+/// Ends at the carrier the calls this node left up when it died (their
+/// dialogs were kept in the store): BYE for answered ones, CANCEL for
+/// ringing ones. Returns once each has ended (answered, refused or timed
+/// out) — only then may their leads be recycled and dialed again.
+/// Returns how many were ended.
+pub async fn end_left_calls(store: &Store, b2bua: &B2bua, events: &broadcast::Sender<LineEvent>, node: &str) -> usize {
+    let open = match store.dialer_dialogs_open(node).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "dialer: reading dialogs left up failed");
+            return 0;
+        }
+    };
+    if open.is_empty() {
+        return 0;
+    }
+    // Subscribed before the first BYE goes out, so no end is missed.
+    let mut sub = events.subscribe();
+    let mut pending = std::collections::HashSet::new();
+    for (call, answered, dialog) in &open {
+        match b2bua.adopt(dialog).await {
+            Ok(c) => {
+                tracing::warn!(call = %c, answered, "dialer: ending a call left up by the previous process");
+                pending.insert(c.to_string());
+            }
+            Err(e) => {
+                tracing::warn!(call = %call, error = %e, "dialer: a kept dialog cannot be ended; forgotten");
+                let _ = store.dialer_dialog_end(call).await;
+            }
+        }
+    }
+    let n = pending.len();
+    let deadline = tokio::time::Instant::now() + END_LEFT_CALLS;
+    while !pending.is_empty() {
+        match tokio::time::timeout_at(deadline, sub.recv()).await {
+            Ok(Ok(LineEvent::Ended { call, .. })) => {
+                if pending.remove(&call) {
+                    let _ = store.dialer_dialog_end(&call).await;
+                }
+            }
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    if !pending.is_empty() {
+        // Not reachable with the endpoint's own timers (every BYE/CANCEL
+        // ends by 64·T1); kept, to be tried again at the next start.
+        tracing::error!(left = pending.len(), "dialer: calls left up did not end in time");
+    }
+    n
+}
+
 pub async fn wire(dialers: &Dialers, store: Store, b2bua: B2bua, events: broadcast::Sender<LineEvent>, bridges: Option<broadcast::Sender<(String, String)>>) {
     let node = node_id();
+    // Before any lead is recycled: a lead whose call is still up at the
+    // carrier must not be dialed again until that call has ended.
+    let ended = end_left_calls(&store, &b2bua, &events, &node).await;
+    if ended > 0 {
+        tracing::warn!(ended, node = %node, "dialer: ended calls left up by the previous process");
+    }
     match runtime::recover(&store, &node).await {
         Ok(n) if n > 0 => tracing::warn!(recycled = n, node = %node, "dialer: recovered leads left in flight"),
         Ok(_) => {}
