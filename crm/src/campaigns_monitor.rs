@@ -63,6 +63,10 @@ pub struct MessageReport {
     pub clicks: Vec<LinkClicks>,
     pub unsubscribed: i64,
     pub complained: i64,
+    /// Delivery receipts (SMS) and provider statuses (fax): recipients
+    /// whose message was delivered, or finally failed.
+    pub delivered: i64,
+    pub delivery_failed: i64,
 }
 
 /// One entry of a recipient's timeline.
@@ -137,6 +141,8 @@ impl Store {
                 "bounced_hard" | "bounced_soft" => r.bounced.push(BounceCount { reason: detail.clone(), hard: kind == "bounced_hard", count: *n }),
                 "unsubscribed" => r.unsubscribed += n,
                 "complained" => r.complained += n,
+                "sms_delivered" | "fax_delivered" => r.delivered += n,
+                "sms_failed" | "fax_failed" => r.delivery_failed += n,
                 _ => {}
             }
         }

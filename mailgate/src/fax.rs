@@ -44,7 +44,8 @@ use crm::campaigns_sms::FaxState;
 use hmac::{KeyInit, Mac};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use crate::campaign::relay::Relay;
+use lettre::Message;
 
 type HmacSha256 = hmac::Hmac<sha256::Sha256>;
 
@@ -151,13 +152,15 @@ pub async fn apply_status_mail(store: &crm::Store, key: &[u8], mail: &FaxStatusM
     apply(store, EMAIL_GATEWAY, key, &mail.callback, now).await
 }
 
-/// The email-to-fax adapter: mails the PDF to `<digits>@domain`.
+/// The email-to-fax adapter: mails the PDF to the gateway's address for
+/// the number, through the campaign relay pool.
 #[derive(Clone)]
 pub struct EmailFaxGateway {
-    pub transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub relay: std::sync::Arc<Relay>,
     pub from: Mailbox,
-    /// The gateway's domain, e.g. `fax.example.net`.
-    pub domain: String,
+    /// The gateway's address with `{number}` where the digits go, e.g.
+    /// `{number}@fax.example.net`.
+    pub address: String,
 }
 
 impl EmailFaxGateway {
@@ -167,7 +170,7 @@ impl EmailFaxGateway {
         if digits.len() < 5 {
             return Err(Error::Build(format!("{number:?} is not a fax number")));
         }
-        let to: Mailbox = format!("{digits}@{}", self.domain).parse().map_err(|e: lettre::address::AddressError| Error::Build(e.to_string()))?;
+        let to: Mailbox = self.address.replace("{number}", &digits).parse().map_err(|e: lettre::address::AddressError| Error::Build(e.to_string()))?;
         let pdf_type = ContentType::parse("application/pdf").map_err(|e| Error::Build(e.to_string()))?;
         let mut m = Message::builder()
             .from(self.from.clone())
@@ -191,7 +194,164 @@ impl FaxProvider for EmailFaxGateway {
 
     async fn send(&self, number: &str, job_ref: &str, pdf: Vec<u8>) -> Result<()> {
         let m = self.build(number, job_ref, pdf)?;
-        self.transport.send(m).await.map_err(|e| Error::Smtp { kind: crate::error::SmtpFailure::Transient, source: e })?;
+        let raw = m.formatted();
+        self.relay.send(m.envelope(), &raw).await.map_err(|e| Error::Build(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// A one-page-per-60-lines text PDF, written by hand (PDF 1.4, the
+/// standard Helvetica font with WinAnsi encoding, so Italian accents
+/// print; characters outside Latin-1 become `?`). Hand-written rather than
+/// a PDF crate: a fax of a text message needs nothing more, and the
+/// structure (catalog, pages, one content stream per page, an exact xref
+/// table) is forty lines.
+pub fn text_pdf(title: &str, text: &str) -> Vec<u8> {
+    const LINES: usize = 60;
+    const WIDTH: usize = 90;
+    let mut lines: Vec<String> = vec![title.to_string(), String::new()];
+    for para in text.lines() {
+        let mut cur = String::new();
+        for word in para.split(' ') {
+            if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > WIDTH {
+                lines.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+        lines.push(cur);
+    }
+    let pages: Vec<&[String]> = lines.chunks(LINES).collect();
+    let literal = |s: &str| -> Vec<u8> {
+        let mut out = vec![b'('];
+        for c in s.chars() {
+            let b = if (c as u32) < 0x20 { b' ' } else if (c as u32) <= 0xFF { c as u32 as u8 } else { b'?' };
+            if matches!(b, b'(' | b')' | b'\\') {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b')');
+        out
+    };
+    // Objects: 1 catalog, 2 pages, 3 font, then (page, content) per page.
+    let n = pages.len();
+    let mut objs: Vec<Vec<u8>> = vec![];
+    objs.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    objs.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).into_bytes());
+    objs.push(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec());
+    for (i, page) in pages.iter().enumerate() {
+        objs.push(format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>", 5 + 2 * i).into_bytes());
+        let mut content = b"BT /F1 10 Tf 12 TL 50 800 Td\n".to_vec();
+        for l in page.iter() {
+            content.extend(literal(l));
+            content.extend(b" Tj T*\n");
+        }
+        content.extend(b"ET");
+        let mut o = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+        o.extend(content);
+        o.extend(b"\nendstream");
+        objs.push(o);
+    }
+    let mut pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = vec![];
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend(o);
+        pdf.extend(b"\nendobj\n");
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for off in offsets {
+        pdf.extend(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes());
+    pdf
+}
+
+/// What one round of [`FaxSender::drain`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaxReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub deferred: usize,
+}
+
+/// Drains the outbox's fax rows: merge the template's text for the
+/// recipient, render it as a PDF, register the job under a reference fixed
+/// per row (`fax-<row>`, so a retry after a crash is the same job and
+/// statuses for it still map), and hand it to the provider. Consent and
+/// suppression are checked at claim time as for every channel.
+pub struct FaxSender<P: FaxProvider> {
+    pub provider: P,
+    pub batch: i64,
+    pub lease: std::time::Duration,
+}
+
+impl<P: FaxProvider + Sync> FaxSender<P> {
+    pub fn new(provider: P) -> FaxSender<P> {
+        FaxSender { provider, batch: 50, lease: std::time::Duration::from_secs(600) }
+    }
+
+    pub async fn drain(&self, store: &crm::Store, now: crm::Millis) -> Result<FaxReport> {
+        let mut report = FaxReport::default();
+        for message in store.sendable_messages(crm::Channel::Fax, now).await? {
+            let info = store.send_info(message).await?;
+            let rows = store.claim_outbox(message, self.batch, self.lease.as_millis() as i64, now).await?;
+            let parties: Vec<crm::PartyId> = rows.iter().map(|r| r.party_id).collect();
+            let ctxs = store.merge_contexts(&parties).await?;
+            for row in rows {
+                let job_ref = format!("fax-{}", row.outbox_id);
+                let pdf = match ctxs.get(&row.party_id.0).map(|ctx| crm::campaigns_template::render(&info.template, ctx)) {
+                    Some(Ok(r)) => text_pdf(&r.subject, &r.text),
+                    Some(Err(e)) => {
+                        store.complete_outbox(row.outbox_id, crm::campaigns::Outcome::Failed, &e, crm::now_ms()).await?;
+                        report.failed += 1;
+                        continue;
+                    }
+                    None => {
+                        store.complete_outbox(row.outbox_id, crm::campaigns::Outcome::Failed, "the party no longer exists", crm::now_ms()).await?;
+                        report.failed += 1;
+                        continue;
+                    }
+                };
+                store.record_fax_job(self.provider.name(), &job_ref, row.outbox_id, crm::now_ms()).await?;
+                match self.provider.send(&row.address, &job_ref, pdf).await {
+                    Ok(()) => {
+                        store.complete_outbox(row.outbox_id, crm::campaigns::Outcome::Sent, &format!("handed to {} as {job_ref}", self.provider.name()), crm::now_ms()).await?;
+                        report.sent += 1;
+                    }
+                    Err(Error::Build(e)) if e.starts_with("SMTP (transient)") && row.attempts < 8 => {
+                        tracing::warn!(error = %e, job = %job_ref, "fax not handed over; retrying later");
+                        store.defer_outbox(row.outbox_id, crm::now_ms() + (60_000i64 << row.attempts.clamp(0, 6)), crm::now_ms()).await?;
+                        report.deferred += 1;
+                    }
+                    Err(e) => {
+                        store.complete_outbox(row.outbox_id, crm::campaigns::Outcome::Failed, &e.to_string(), crm::now_ms()).await?;
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Drains every `poll` until `shutdown` turns true.
+    pub async fn run(self, store: crm::Store, poll: std::time::Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match self.drain(&store, crm::now_ms()).await {
+                Ok(r) if r.sent + r.failed > 0 => tracing::info!(?r, "campaign faxes handed over"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "fax drain failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
     }
 }

@@ -247,6 +247,10 @@ pub struct RawCampaigns {
     /// the socket address is the client's.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The email-to-fax gateway's address with `{number}` for the digits
+    /// (e.g. `{number}@fax.example.net`); fax messages go out through the
+    /// campaign relay (`smtp`) when set.
+    pub fax_gateway: Option<String>,
 }
 
 impl std::fmt::Debug for RawCampaigns {

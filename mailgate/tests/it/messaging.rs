@@ -264,3 +264,115 @@ async fn fax_statuses_are_signed_idempotent_and_order_proof() {
     })
     .await;
 }
+
+/// A fax campaign end to end through the real peers: the fax worker drains
+/// the outbox's fax rows (consent checked: one recipient has none), renders
+/// each text as a PDF and mails it through Postfix to the email-to-fax
+/// gateway's address (here a Dovecot folder standing in for the gateway);
+/// the gateway's signed status mails come back through Postfix into the
+/// notification mailbox, are read over IMAP and applied in whatever order
+/// they arrive, duplicates and all; the monitor counts what was driven.
+#[tokio::test]
+async fn a_fax_campaign_goes_out_as_pdf_mail_and_status_mails_come_back() {
+    use mailgate::campaign::relay::Relay;
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let tag = folder("fx");
+            let nums = ["+390211110001", "+390211110002", "+390211110003"];
+            let fax_party = |first: &'static str, n: &'static str, consent: bool| {
+                let store = store.clone();
+                async move {
+                    let input = PartyInput { kind: "person".into(), name: Some(format!("{first} Verdi")), first_name: Some(first.into()), phones: vec![PhoneInput { number: n.into(), kind: Some("fax".into()) }], ..Default::default() };
+                    let id = store.create_party(&Actor::system(), input).await.expect("party").id;
+                    store.set_consent(&Actor::system(), id, Channel::Fax, consent, "test").await.expect("consent");
+                    id
+                }
+            };
+            let ids = vec![fax_party("Ada", nums[0], true).await, fax_party("Bruno", nums[1], true).await, fax_party("Carla", nums[2], false).await];
+            let l = list(&store, ids).await;
+            let camp = store.create_campaign("Listino fax", "", 0, None, crm::now_ms()).await.expect("campaign");
+            let msg = store
+                .add_campaign_message(camp.id, Channel::Fax, "Listino per {{ first_name }}", "Gentile {{ first_name }}, prezzi più bassi (fino al 30%) \\ da lunedì.", "", l, crm::now_ms())
+                .await
+                .expect("msg");
+            assert_eq!(store.launch_phone_message(msg, &p.domain, crm::now_ms()).await.expect("launch"), 3);
+            let relay = std::sync::Arc::new(Relay::new(p.smtp(), 2));
+            let gateway = fax::EmailFaxGateway { relay: relay.clone(), from: format!("fax@{}", p.domain).parse().expect("from"), address: format!("customer+{tag}n{{number}}@{}", p.domain) };
+            let sender = fax::FaxSender::new(gateway);
+            let r = sender.drain(&store, crm::now_ms()).await.expect("drain");
+            assert_eq!((r.sent, r.failed), (2, 0), "{}: {r:?}", ts.name);
+            assert_eq!(sender.drain(&store, crm::now_ms()).await.expect("again").sent, 0, "sent once");
+
+            // What the gateway received: one mail per number with the PDF.
+            let key = b"fax-gateway-key-0123456789abcdef";
+            let mut statuses = vec![];
+            for (n, first) in [(nums[0], "Ada"), (nums[1], "Bruno")] {
+                let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+                let got = p.wait_for("customer", &format!("{tag}n{digits}"), 1).await;
+                let m = mail_parser::MessageParser::default().parse(&got[0]).expect("parse");
+                let job = m.header_raw("X-Fax-Job").expect("X-Fax-Job").trim().to_string();
+                assert_eq!(job, format!("fax-{}", row_of(&store, msg, n).await));
+                let pdf = m.attachment(0).expect("attachment");
+                assert!(mail_parser::MimeHeaders::is_content_type(pdf, "application", "pdf"), "the attachment is a PDF");
+                let pdf = pdf.contents();
+                assert!(pdf.starts_with(b"%PDF-1.4\n") && pdf.ends_with(b"%%EOF\n"), "{}", String::from_utf8_lossy(pdf));
+                let text = String::from_utf8_lossy(pdf);
+                assert!(text.contains(&format!("(Listino per {first}) Tj")), "{text}");
+                // Escaped parentheses and backslash; Latin-1 accents kept as bytes.
+                assert!(pdf.windows(4).any(|w| w == b"pi\xf9 "), "WinAnsi 'ù'");
+                assert!(text.contains(r"\(fino al 30%\) \\ da luned"), "{text}");
+                // The xref table points at each object.
+                let sx = text.rfind("startxref\n").expect("startxref") + 10;
+                let xref: usize = text[sx..].lines().next().expect("offset").parse().expect("number");
+                assert!(pdf[xref..].starts_with(b"xref\n"));
+                for (i, line) in text[xref..].lines().skip(3).take_while(|l| l.ends_with(" n ")).enumerate() {
+                    let off: usize = line[..10].parse().expect("offset");
+                    assert!(pdf[off..].starts_with(format!("{} 0 obj", i + 1).as_bytes()), "object {}", i + 1);
+                }
+                statuses.push(job);
+            }
+            // The gateway reports: Ada sending, delivered, delivered again
+            // (a duplicate); Bruno failed. Plus a forged "delivered" for Bruno.
+            let notify = folder("fxs");
+            let status = |job: &str, state: FaxState, signing_key: &[u8]| {
+                let reason = match &state {
+                    FaxState::Failed(r) => format!("X-Fax-Reason: {r}\r\n"),
+                    _ => String::new(),
+                };
+                format!(
+                    "From: gateway@{d}\r\nTo: bounces@{d}\r\nSubject: fax status\r\nMessage-ID: <{}@{d}>\r\nX-Fax-Job: {job}\r\nX-Fax-Status: {}\r\n{reason}X-Fax-Signature: {}\r\n\r\nstatus\r\n",
+                    unique_suffix(),
+                    state.as_str(),
+                    fax::sign(signing_key, job, &state),
+                    d = p.domain
+                )
+            };
+            let mails = [
+                status(&statuses[0], FaxState::Sending, key),
+                status(&statuses[0], FaxState::Delivered, key),
+                status(&statuses[0], FaxState::Delivered, key),
+                status(&statuses[1], FaxState::Failed("no answer".into()), key),
+                status(&statuses[1], FaxState::Delivered, b"forged"),
+            ];
+            for m in &mails {
+                let env = lettre::address::Envelope::new(Some(format!("gateway@{}", p.domain).parse().expect("from")), vec![format!("bounces+{notify}@{}", p.domain).parse().expect("to")]).expect("envelope");
+                relay.send(&env, m.as_bytes()).await.expect("status mail accepted");
+            }
+            let signer = Signer::new(&store.campaign_secret().await.expect("secret"));
+            for raw in p.wait_for("bounces", &notify, mails.len()).await {
+                mailgate::bounces_in::handle(&store, &signer, Some(key), &raw, crm::now_ms()).await.expect("handle");
+            }
+            assert_eq!(store.fax_job_state(fax::EMAIL_GATEWAY, &statuses[0]).await.expect("state").0, "delivered", "{}", ts.name);
+            assert_eq!(store.fax_job_state(fax::EMAIL_GATEWAY, &statuses[1]).await.expect("state"), ("failed".to_string(), "no answer".to_string()));
+            let rep = store.message_report(msg).await.expect("report");
+            assert_eq!((rep.sent, rep.suppressed, rep.delivered, rep.delivery_failed), (2, 1, 1, 1), "{}: {rep:?}", ts.name);
+            let a_events: Vec<String> = store.outbox_events(row_of(&store, msg, nums[0]).await).await.expect("events").into_iter().map(|(k, _)| k).collect();
+            assert_eq!(a_events.iter().filter(|k| *k == "fax_delivered").count(), 1, "{a_events:?}");
+            relay.close().await;
+        }
+    })
+    .await;
+}

@@ -93,14 +93,20 @@ impl Campaigns {
         let dir = cfg.event_log_dir.clone().unwrap_or_else(|| "tracking-wal".into());
         let (log, writer) = EventLog::open(std::path::Path::new(&dir), store.clone(), LogOptions::default()).await.context("opening the tracking event log")?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut workers = vec![];
         let sender = match sender_config(cfg)? {
             Some((c, dkim)) => {
+                if let Some(address) = &cfg.fax_gateway {
+                    let relay = Arc::new(mailgate::campaign::relay::Relay::new(c.smtp.clone(), 2));
+                    let from = lettre_mailbox(c.from.as_str())?;
+                    let gateway = mailgate::fax::EmailFaxGateway { relay, from, address: address.clone() };
+                    workers.push(tokio::spawn(mailgate::fax::FaxSender::new(gateway).run(store.clone(), Duration::from_secs(5), stop.subscribe())));
+                }
                 let s = CampaignSender::new(c, signer.clone(), dkim)?;
                 Some(tokio::spawn(s.run(store.clone(), stop_rx)))
             }
             None => None,
         };
-        let mut workers = vec![];
         if let Some(mb) = crate::api::messaging::bounce_mailbox(cfg)? {
             let key = cfg.fax_callback_secret.as_deref().map(|h| hex::decode(h.trim())).transpose().context("campaigns.fax_callback_secret: not hex")?;
             let reader = mailgate::bounces_in::BounceReader::new(store.clone(), mb, signer.clone(), key);
@@ -127,6 +133,10 @@ impl Campaigns {
         drop(self.tracking);
         let _ = self.writer.await;
     }
+}
+
+fn lettre_mailbox(address: &str) -> anyhow::Result<mailgate::campaign::relay::lettre::message::Mailbox> {
+    address.parse().map_err(|e| anyhow::anyhow!("campaigns.from: {e}"))
 }
 
 fn sender_config(cfg: &RawCampaigns) -> anyhow::Result<Option<(CampaignConfig, Option<Dkim>)>> {
