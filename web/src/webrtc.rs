@@ -47,6 +47,9 @@ use ::webrtc::peer_connection::{
 /// How long we wait for our own ICE gathering (host candidates only, so
 /// it completes at once in practice).
 const GATHER_LIMIT: Duration = Duration::from_secs(5);
+/// ICE consent timeouts of the agent's leg (see `open`).
+const ICE_DISCONNECTED: Duration = Duration::from_secs(4);
+const ICE_FAILED: Duration = Duration::from_secs(8);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SoftphoneError {
@@ -103,6 +106,9 @@ struct Handler {
     out: Arc<UdpSocket>,
     leg_addr: SocketAddr,
     counters: Arc<Counters>,
+    /// To end the leg when the browser is gone (ICE failed, DTLS closed),
+    /// so the dialer stops bridging customers to a dead leg.
+    owner: (Softphones, i64, CallId),
 }
 
 #[async_trait::async_trait]
@@ -116,6 +122,10 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         if let Ok(mut s) = self.state.lock() {
             *s = state.to_string();
+        }
+        if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
+            let (phones, user, leg) = self.owner.clone();
+            tokio::spawn(async move { phones.close_leg(user, &leg).await });
         }
     }
 
@@ -196,11 +206,17 @@ impl Softphones {
             .register_codec(RTCRtpCodecParameters { rtp_codec: pcmu(), payload_type: 0 }, RtpCodecKind::Audio)
             .map_err(|e| fail(e.to_string()))?;
         let registry = ::webrtc::peer_connection::register_default_interceptors(Registry::new(), &mut engine).map_err(|e| fail(e.to_string()))?;
-        let settings = SettingEngineBuilder::new().with_include_loopback_candidate(true).build();
+        // A browser that is gone stops its ICE consent checks: after 4 s we
+        // call the leg disconnected and 8 s later failed, and end it.
+        let settings = SettingEngineBuilder::new()
+            .with_include_loopback_candidate(true)
+            .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), Some(Duration::from_secs(2)))
+            .build();
         let counters = Arc::new(Counters::default());
         let state = Arc::new(Mutex::new("new".to_string()));
         let (gathered, mut gathered_rx) = tokio::sync::mpsc::channel(1);
-        let handler = Arc::new(Handler { gathered, state: state.clone(), out: sock.clone(), leg_addr, counters: counters.clone() });
+        let leg = CallId::parse(&format!("webrtc-{user}-{:016x}", rand::random::<u64>())).ok_or_else(|| fail("call id".into()))?;
+        let handler = Arc::new(Handler { gathered, state: state.clone(), out: sock.clone(), leg_addr, counters: counters.clone(), owner: (self.clone(), user, leg.clone()) });
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(engine)
@@ -266,7 +282,6 @@ impl Softphones {
             })
         };
 
-        let leg = CallId::parse(&format!("webrtc-{user}-{:016x}", rand::random::<u64>())).ok_or_else(|| fail("call id".into()))?;
         if let Err(e) = b2bua.attach_leg(leg.clone(), media_leg, username).await {
             relay.abort();
             let _ = pc.close().await;
@@ -278,6 +293,15 @@ impl Softphones {
         }
         tracing::info!(user, leg = %leg, "softphone leg up");
         Ok(Opened { sdp: local_desc.sdp, leg })
+    }
+
+    /// Ends the user's softphone leg if it is still `leg` (a newer one stays).
+    pub async fn close_leg(&self, user: i64, leg: &CallId) {
+        let current = self.by_user.lock().ok().and_then(|m| m.get(&user).map(|p| &p.leg == leg));
+        if current == Some(true) {
+            tracing::info!(user, leg = %leg, "softphone leg gone (browser left)");
+            self.close(user).await;
+        }
     }
 
     /// Ends the user's softphone leg, if any.

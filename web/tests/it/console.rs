@@ -220,9 +220,24 @@ async fn softphone_leg_from_a_webrtc_client() {
     assert_eq!(now["leg"], leg);
     assert_eq!(now["state"], "connected", "{now}");
     assert!(now["from_browser"].as_u64().unwrap_or(0) >= 10, "the relay counts the client's RTP: {now}");
-    assert_eq!(app.call(&s, hyper::Method::DELETE, "/api/console/softphone", None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND);
+    // An idle leg (no calls, no audio) stays up on ICE keepalives alone,
+    // longer than the disconnect + fail timeouts (4 + 8 s).
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let idle = app.get(&s, "/api/console/softphone").await;
+    assert_eq!(idle.body["state"], "connected", "{}", idle.text);
+    // The browser leaving (ICE consent stops) ends the leg: the dialer must not
+    // bridge customers to a dead leg.
     let _ = pc.close().await;
+    let mut gone = false;
+    for _ in 0..250 {
+        if app.get(&s, "/api/console/softphone").await.status == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the leg ends when the client closes its peer connection");
+    assert_eq!(app.call(&s, hyper::Method::DELETE, "/api/console/softphone", None).await.status, StatusCode::NO_CONTENT, "closing twice is harmless");
 }
 
 #[test]
