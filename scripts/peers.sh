@@ -291,6 +291,8 @@ start_all() {
   need_pkg baresip baresip-core
   # Headless Chromium for the web console's browser scenarios.
   need_pkg chromium chromium chromium-driver
+  # HTTP load for `loadtest tracking` (wrk -t2 -c64 --latency).
+  need_pkg wrk wrk
   start_dovecot
   start_postfix
   start_smsc
