@@ -376,3 +376,99 @@ async fn a_fax_campaign_goes_out_as_pdf_mail_and_status_mails_come_back() {
     })
     .await;
 }
+
+/// "Done when", email side, through the real peers: a campaign to a list
+/// goes through Postfix into Dovecot; the tokens in the delivered mail (not
+/// ones the test makes up) drive an open, a click and a one-click
+/// unsubscribe through the same calls the HTTP endpoints make (the event
+/// log, the store); a feedback-loop complaint (ARF) about the other
+/// recipient's mail comes back through Postfix to its VERP address and is
+/// read by the bounce reader over IMAP; the monitor shows exactly that.
+#[tokio::test]
+async fn delivered_tokens_and_a_real_arf_complaint_reach_the_monitor() {
+    use mailgate::campaign::relay::Relay;
+    use mailgate::eventlog::{EventLog, LogOptions};
+    use mailgate::tracking::Kind;
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let (fa, fb) = (folder("dwa"), folder("dwb"));
+            let (ada, bruno) = (format!("customer+{fa}@{}", p.domain), format!("customer+{fb}@{}", p.domain));
+            let a = party(&store, "Ada", Some(&ada), None, &[Channel::Email]).await;
+            let b = party(&store, "Bruno", Some(&bruno), None, &[Channel::Email]).await;
+            let l = list(&store, vec![a, b]).await;
+            let camp = store.create_campaign("Done", "", 0, None, crm::now_ms()).await.expect("campaign");
+            let msg = store
+                .add_campaign_message(camp.id, Channel::Email, "Ciao {{ first_name }}", "Offerte: https://shop.example/offerte", "<p><a href=\"https://shop.example/offerte\">offerte</a></p>", l, crm::now_ms())
+                .await
+                .expect("msg");
+            store.launch_message(msg, &p.domain, crm::now_ms()).await.expect("launch");
+            let signer = Signer::new(&store.campaign_secret().await.expect("secret"));
+            let mut cfg = CampaignConfig::new(p.smtp(), &p.domain, "https://track.example");
+            cfg.from = crm::EmailAddress::parse(&format!("news@{}", p.domain)).expect("from");
+            let r = CampaignSender::new(cfg, signer.clone(), None).expect("sender").drain(&store, crm::now_ms()).await.expect("drain");
+            assert_eq!(r.sent, 2, "{}", ts.name);
+
+            // Ada's delivered mail: its pixel, link and unsubscribe tokens.
+            let raw = p.wait_for("customer", &fa, 1).await.remove(0);
+            let text = String::from_utf8_lossy(&raw).replace("=\r\n", "").replace("=3D", "=");
+            let token_after = |prefix: &str| -> String {
+                let i = text.find(prefix).unwrap_or_else(|| panic!("no {prefix} in {text}")) + prefix.len();
+                text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+            };
+            let now = crm::now_ms();
+            let open = signer.verify(&token_after("https://track.example/t/o/"), now).expect("pixel token");
+            let click = signer.verify(&token_after("https://track.example/t/c/"), now).expect("click token");
+            let unsub = signer.verify(&token_after("https://track.example/u/"), now).expect("unsubscribe token");
+            assert_eq!((open.kind.clone(), unsub.kind.clone()), (Kind::Open, Kind::Unsubscribe));
+            assert!(matches!(&click.kind, Kind::Click { index: 1, url } if url == "https://shop.example/offerte"), "{:?}", click.kind);
+            let dir = tempfile::tempdir().expect("wal");
+            let (log, writer) = EventLog::open(dir.path(), store.clone(), LogOptions::default()).await.expect("log");
+            let ev = |t: &mailgate::tracking::Token, kind: &str, detail: String| crm::campaigns::TrackEvent {
+                key: format!("{kind}-{}", unique_suffix()),
+                outbox_id: t.outbox_id,
+                message_id: t.message_id,
+                party_id: t.party_id,
+                kind: kind.into(),
+                detail,
+                machine: false,
+                at: now,
+            };
+            log.record(ev(&open, "opened", String::new())).await.expect("open");
+            log.record(ev(&click, "clicked", "1 https://shop.example/offerte".into())).await.expect("click");
+            drop(log);
+            writer.await.expect("writer");
+            assert!(store.unsubscribe(unsub.outbox_id, "one-click unsubscribe (List-Unsubscribe-Post)", now).await.expect("unsubscribe"));
+
+            // Bruno's mailbox provider reports a complaint (ARF, RFC 5965)
+            // to the VERP return path of his mail.
+            let orig = String::from_utf8_lossy(&p.wait_for("customer", &fb, 1).await.remove(0)).to_string();
+            let verp = signer.verp(row_of(&store, msg, &bruno).await);
+            let arf = format!(
+                "From: fbl@isp.example\r\nTo: bounces+{verp}@{d}\r\nSubject: abuse report\r\nMessage-ID: <arf{}@isp.example>\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n\
+                 --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: ISP-FBL/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: <{bruno}>\r\n\r\n\
+                 --F\r\nContent-Type: message/rfc822\r\n\r\n{orig}\r\n--F--\r\n",
+                unique_suffix(),
+                d = p.domain
+            );
+            let relay = Relay::new(p.smtp(), 1);
+            let env = lettre::address::Envelope::new(Some(format!("fbl@{}", p.domain).parse().expect("from")), vec![format!("bounces+{verp}@{}", p.domain).parse().expect("to")]).expect("envelope");
+            relay.send(&env, arf.as_bytes()).await.expect("ARF accepted");
+            relay.close().await;
+            p.wait_for("bounces", &verp, 1).await;
+            let mb = p.mailbox("bounces", &verp, centre(&store, "fbl").await);
+            let got = BounceReader::new(store.clone(), mb, signer.clone(), None).sync_once().await.expect("sync");
+            assert!(matches!(&got[..], [(_, Handled::Bounce(BounceOutcome::Complained { .. }))]), "{}: {got:?}", ts.name);
+            assert!(!store.has_consent(b, Channel::Email).await.expect("consent"), "a complaint unsubscribes");
+
+            let rep = store.message_report(msg).await.expect("report");
+            assert_eq!((rep.sent, rep.opens.total_human, rep.opens.unique_human, rep.unsubscribed, rep.complained), (2, 1, 1, 1, 1), "{}: {rep:?}", ts.name);
+            assert_eq!(rep.clicks.iter().map(|c| (c.index, c.url.as_str(), c.total_human)).collect::<Vec<_>>(), [(1, "https://shop.example/offerte", 1)], "{rep:?}");
+            assert!(rep.bounced.is_empty());
+        }
+    })
+    .await;
+}
