@@ -194,7 +194,7 @@ try {
     await page.waitForSelector('body[data-ws=open]', { timeout: 10000 });
     await page.selectOption('#campaign', String(camp.id));
     await page.click('#ready');
-    await page.waitForSelector('#agent-state[data-state=ready]', { timeout: 15000 });
+    await page.waitForSelector('#agent-state:is([data-state=ready],[data-state=reserved],[data-state=on_call])', { timeout: 15000 });
     await page.waitForFunction(() => document.body.dataset.phone === 'connected', null, { timeout: 15000 });
     const card = await page.waitForSelector(`#card .card.live .party[data-party="${lead.id}"]`, { timeout: 20000 });
     assert.equal(await card.$eval('.party-name', (e) => e.textContent), 'Dario Verdi');
@@ -347,7 +347,7 @@ try {
       await p.waitForSelector('#campaign option', { state: 'attached', timeout: 10000 });
       await p.selectOption('#campaign', { label: 'Demo calls' });
       await p.keyboard.press('r');
-      await p.waitForSelector('#agent-state[data-state=ready]', { timeout: 15000 });
+      await p.waitForSelector('#agent-state:is([data-state=ready],[data-state=reserved],[data-state=on_call])', { timeout: 15000 });
       await p.waitForSelector('#card .card.live .party', { timeout: 60000 });
       let heard = 0;
       for (let i = 0; i < 40 && heard < 50; i++) { await sleep(250); heard = await p.evaluate(() => window.centralinoPhoneInbound()); }
