@@ -310,3 +310,48 @@ async fn a_refused_batch_keeps_every_raw_message_and_moves_on() {
     })
     .await;
 }
+
+/// Mails appended back to back, each as soon as the previous one is stored
+/// (so the next `EXISTS` often arrives with the response to flagging the
+/// previous one, not during IDLE), are each picked up at once: with the
+/// fallback poll at a minute, a notification the reader missed would show
+/// as a mail that takes a minute instead of Dovecot's half second.
+#[tokio::test]
+async fn no_new_mail_notification_is_missed_between_commands() {
+    let Some(p) = peers() else { return };
+    each_store(|ts| {
+        let p = p.clone();
+        async move {
+            let store = ts.store.clone();
+            let centre = centre(&store, "Support").await;
+            let inbox = folder("race");
+            let mut mb = p.mailbox("support", &inbox, centre);
+            mb.idle_timeout = std::time::Duration::from_secs(60);
+            mb.sync.poll = std::time::Duration::from_secs(60);
+            let mut client = mailgate::imap::connect(&mb).await.expect("connect");
+            client.create(&inbox).await.expect("create");
+            let validity = i64::from(client.select(&inbox).await.expect("select").uid_validity.expect("uidvalidity"));
+            let mut cfg = mailgate::GatewayConfig::new(LOOP_TOKEN);
+            cfg.mailboxes.push(mb.clone());
+            let (stop, shutdown) = tokio::sync::watch::channel(false);
+            let handle = mailgate::Gateway::new(store.clone(), cfg).spawn(shutdown).expect("spawn");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let mut slowest = std::time::Duration::ZERO;
+            for i in 1..=50i64 {
+                let raw = simple_mail("Ada <ada@customer.test>", &format!("race{i}-{}@customer.test", unique_suffix()), &format!("Race {i}"), "", "x");
+                let t0 = std::time::Instant::now();
+                client.append(&inbox, None, None, &raw).await.expect("append");
+                while store.max_mail_uid(&mb.name, validity).await.expect("uid").unwrap_or(0) < i {
+                    assert!(t0.elapsed() < std::time::Duration::from_secs(20), "{}: mail {i} was not picked up (a missed EXISTS)", ts.name);
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                slowest = slowest.max(t0.elapsed());
+            }
+            eprintln!("{}: slowest of 50 back-to-back mails: {slowest:?}", ts.name);
+            let _ = client.logout().await;
+            let _ = stop.send(true);
+            tokio::time::timeout(std::time::Duration::from_secs(10), handle.join()).await.expect("the gateway stops on shutdown");
+        }
+    })
+    .await;
+}
