@@ -21,7 +21,7 @@ const T = {
     occupancy: 'Talk occupancy', agentsLive: 'Agents (live)', dialerLive: 'Dialer (live)', call: 'Call', dialLevel: 'Dial level', abandonLive: 'Abandon rate (this run)', abandonStored: 'Abandon rate (stored)', bridgeP99: 'Answer→bridge p99',
     monitor: 'Message monitor', messageNo: 'Campaign message #', recipients: 'recipients', recipientsN: 'recipients', queued: 'queued', sentN: 'sent', openedHuman: 'opened (people)', openedMachine: 'opened (machines)',
     clicked: 'clicked', bounced: 'bounced', unsubscribed: 'unsubscribed', complained: 'complaints', human: 'people', machine: 'machines',
-    script: 'Script', yes: 'yes', no: 'no', nextLead: 'Next lead (preview)', dial: 'Dial', skip: 'Skip', hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
+    leave: 'Log out of the campaign', script: 'Script', yes: 'yes', no: 'no', nextLead: 'Next lead (preview)', dial: 'Dial', skip: 'Skip', hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
     due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
@@ -41,7 +41,7 @@ const T = {
     occupancy: 'Occupazione in conversazione', agentsLive: 'Operatori (live)', dialerLive: 'Dialer (live)', call: 'Chiamata', dialLevel: 'Livello di chiamata', abandonLive: 'Tasso di abbandono (sessione)', abandonStored: 'Tasso di abbandono (storico)', bridgeP99: 'Risposta→collegamento p99',
     monitor: 'Monitor messaggi', messageNo: 'Messaggio di campagna n.', recipients: 'destinatari', recipientsN: 'destinatari', queued: 'in coda', sentN: 'inviati', openedHuman: 'aperti (persone)', openedMachine: 'aperti (macchine)',
     clicked: 'clic', bounced: 'rimbalzi', unsubscribed: 'disiscritti', complained: 'reclami', human: 'persone', machine: 'macchine',
-    script: 'Copione', yes: 'sì', no: 'no', nextLead: 'Prossimo contatto (anteprima)', dial: 'Chiama', skip: 'Salta', hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
+    leave: 'Esci dalla campagna', script: 'Copione', yes: 'sì', no: 'no', nextLead: 'Prossimo contatto (anteprima)', dial: 'Chiama', skip: 'Salta', hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
     due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
@@ -292,6 +292,18 @@ async function agentDesk() {
     if (!loggedIn) { localStorage.setItem('centralino.agentState', 'paused'); show('paused'); return; }
     try { showNow(await action('pause')); } catch (e) { msg.textContent = e.message; }
   };
+  // Leaving the campaign ends the softphone leg too.
+  const leave = el('button', { class: 'secondary', id: 'leave', type: 'button', onclick: async () => {
+    if (!loggedIn) return;
+    try {
+      showNow(await api('POST', '/api/console/campaigns/' + loggedIn + '/agent', { action: 'logout' }));
+      await api('DELETE', '/api/console/softphone');
+      if (phone.pc) phone.pc.close();
+      Object.assign(phone, { pc: null, leg: null });
+      phoneState.textContent = t('phoneOff');
+      loggedIn = null;
+    } catch (e) { msg.textContent = e.message; }
+  } }, t('leave'));
   mute.addEventListener('click', () => {
     phone.muted = !phone.muted;
     if (phone.stream) for (const tr of phone.stream.getAudioTracks()) tr.enabled = !phone.muted;
@@ -390,7 +402,7 @@ async function agentDesk() {
   $('#main').append(
     panel(t('agent'), el('label', { for: 'campaign' }, t('campaign')), camp,
       el('div', { class: 'row' }, st, el('button', { class: 'primary', id: 'ready', onclick: ready }, t('ready') + ' (r)'),
-        el('button', { class: 'secondary', id: 'pause', onclick: pause }, t('pause') + ' (p)')), el('label', {}, t('reason')), reason,
+        el('button', { class: 'secondary', id: 'pause', onclick: pause }, t('pause') + ' (p)'), leave), el('label', {}, t('reason')), reason,
       el('div', { class: 'row phone' }, phoneState, mute, holdBtn, hang, audio), keypad, wrap, msg, notesBox('agent')),
     panel(t('card'), preview, card),
     panel(t('agenda'), agenda), panel(t('leaderboard'), board));

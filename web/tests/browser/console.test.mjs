@@ -288,6 +288,10 @@ try {
     await page.click('#card button.dispo:has-text("Not interested")');
     await page.waitForSelector('#disposed', { timeout: 10000 });
     assert.equal(await carrier.done, 0, 'sipp carrier saw a clean call');
+    // Leaving the campaign logs the agent out and ends the softphone leg.
+    await page.click('#leave');
+    await page.waitForSelector('#agent-state[data-state=logged_out]', { timeout: 10000 });
+    assert.equal(await page.evaluate(() => fetch('/api/console/softphone').then((r) => r.status)), 404);
     await admin('POST', `/api/dialer/campaigns/${camp.id}/stop`, {});
   });
 
