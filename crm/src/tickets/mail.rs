@@ -19,8 +19,13 @@
 //! Outbound: replies, auto-acknowledgements (never to auto-generated mail,
 //! at most [`AUTO_ACK_LIMIT`] per sender per [`AUTO_ACK_WINDOW_MS`]),
 //! reminders, feedback requests and notifications are rows of an outbox;
-//! the gateway sends [`Store::pending_outbound`] and reports back with
-//! [`Store::mark_outbound_sent`] or [`Store::mark_outbound_failed`].
+//! the gateway claims due rows under a lease ([`Store::claim_outbound`], so
+//! two senders never send one row at once) and reports back with
+//! [`Store::mark_outbound_sent`] or [`Store::mark_outbound_failed`], which
+//! end the lease.
+//!
+//! A fetched IMAP batch may go through [`Store::ingest_mail_batch`]: the
+//! same order per message (raw row, then ticket) in one transaction.
 
 use super::*;
 use crate::auth::Actor;
