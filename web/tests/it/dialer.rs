@@ -345,8 +345,11 @@ async fn crash_and_restart_loses_nothing() {
     let id = camp.id.0;
     let conf = dir.path().join("centralino.toml");
     std::fs::write(&conf, format!("http = \"127.0.0.1:35451\"\nsip = \"127.0.0.1:35452\"\ndatabase_url = \"{}\"\ninbound_ring_secs = 120\ntrunks = [\"127.0.0.1\"]\n", db.display())).unwrap();
-    let carrier_xml = concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/scenarios/carrier_random.xml");
-    let _carrier = sipp(&["-sf", carrier_xml, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36440", "-ci", "127.0.0.1", "-cp", "38441", "-p", "35441", "-m", "1000", "-buff_size", "4194304"], dir.path());
+    // A carrier that takes CANCEL while ringing, like a real one.
+    let carrier_xml = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/carrier_crash.xml");
+    // -trace_msg: every message the carrier saw or sent, to tell when
+    // each call was up at the carrier.
+    let _carrier = sipp(&["-sf", carrier_xml, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36440", "-ci", "127.0.0.1", "-cp", "38441", "-p", "35441", "-m", "1000", "-buff_size", "4194304", "-trace_msg"], dir.path());
     let serve = || {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(std::env::temp_dir().join("centralino-dialer-crash-serve.log")).unwrap();
         std::process::Command::new(env!("CARGO_BIN_EXE_centralino"))
@@ -361,12 +364,20 @@ async fn crash_and_restart_loses_nothing() {
     let mut child = serve();
     let h = Http::connect("127.0.0.1:35451").await;
     let (legs, before) = agents_work(&h, id, "127.0.0.1:35452", dir.path(), 0, &ids, Duration::from_secs(8), None).await;
+    // The agents stop posting dispositions, so the calls they are bridged
+    // to stay up (the carrier waits for our BYE): kill while one is.
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while !store.dialer_dialogs_open("crash-node").await.unwrap().iter().any(|(_, answered, _)| *answered) && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // kill -9 mid-campaign.
     child.kill().unwrap();
     child.wait().unwrap();
     drop(legs);
     let mid = store.dialer_leads(camp.id).await.unwrap();
     let in_flight = mid.iter().filter(|l| l.state == "in_flight").count();
+    // The calls the kill left up at the carrier, as the dead node kept them.
+    let left = store.dialer_dialogs_open("crash-node").await.unwrap();
     let mut child = Proc(serve());
     let h = Http::connect("127.0.0.1:35451").await;
     let (_legs, after) = agents_work(&h, id, "127.0.0.1:35452", dir.path(), 1, &ids, Duration::from_secs(150), Some(&store)).await;
@@ -389,6 +400,77 @@ async fn crash_and_restart_loses_nothing() {
     // Each lead in flight at the kill had one open attempt, closed by recovery.
     let crashed = store.dialer_attempts(camp.id).await.unwrap().iter().filter(|a| a.result.as_deref() == Some("crashed")).count();
     assert_eq!(crashed, in_flight, "recovery closed exactly the attempts the kill left open");
+    // At the carrier: never two live calls to one lead, and every call the
+    // kill left up was ended by the restarted node (BYE if answered,
+    // CANCEL if ringing) — not left to run beside the redial.
+    let carrier = carrier_calls(dir.path());
+    let answered_left = left.iter().filter(|(_, a, _)| *a).count();
+    eprintln!("crash test: {} calls up at the kill ({answered_left} answered), {} calls seen by the carrier", left.len(), carrier.len());
+    assert!(answered_left > 0, "the kill left answered calls up (else this proves nothing)");
+    for (call, answered, _) in &left {
+        let c = carrier.get(call.as_str()).unwrap_or_else(|| panic!("carrier never saw {call}"));
+        if *answered {
+            assert!(c.bye_in, "answered call {call} left up at the kill got no BYE from the restarted node");
+        }
+        assert!(c.end.is_some(), "call {call} left up at the kill is still up at the carrier");
+    }
+    assert!(store.dialer_dialogs_open("crash-node").await.unwrap().iter().all(|(c, _, _)| !left.iter().any(|(l, _, _)| l == c)), "ended dialogs are forgotten");
+    let attempts = store.dialer_attempts(camp.id).await.unwrap();
+    let mut by_lead: std::collections::BTreeMap<i64, Vec<(String, String)>> = Default::default();
+    for a in &attempts {
+        let Some(call) = a.call_id.as_deref() else { continue };
+        let Some(c) = carrier.get(call) else { continue };
+        // A call still up at the end of the test is up "forever".
+        by_lead.entry(a.lead_id.0).or_default().push((c.start.clone(), c.end.clone().unwrap_or_else(|| "9999".into())));
+    }
+    for (lead, mut spans) in by_lead {
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "lead {lead}: two live calls at the carrier at once: {:?} and {:?}", w[0], w[1]);
+        }
+    }
+}
+
+/// One call as the carrier (sipp, `-trace_msg`) saw it: when the INVITE
+/// came, when it ended there (BYE either way, CANCEL received, or a final
+/// failure sent; `None`: never), and whether we sent a BYE. Times are
+/// sipp's `YYYY-MM-DD HH:MM:SS.micros` stamps, ordered as strings.
+#[derive(Debug, Default)]
+struct CarrierCall {
+    start: String,
+    end: Option<String>,
+    bye_in: bool,
+}
+
+fn carrier_calls(dir: &std::path::Path) -> std::collections::HashMap<String, CarrierCall> {
+    let mut calls: std::collections::HashMap<String, CarrierCall> = Default::default();
+    let log = std::fs::read_dir(dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with("_messages.log")).expect("sipp -trace_msg log");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    for entry in text.split("----------------------------------------------- ").skip(1) {
+        let mut lines = entry.lines();
+        let stamp = lines.next().unwrap_or_default().trim().to_string();
+        let received = lines.next().unwrap_or_default().contains("received");
+        let first = lines.by_ref().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
+        let rest: Vec<&str> = lines.collect();
+        let header = |name: &str| rest.iter().find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()));
+        let Some(call) = header("Call-ID") else { continue };
+        let cseq = header("CSeq").unwrap_or_default();
+        let c = calls.entry(call).or_default();
+        if c.start.is_empty() {
+            c.start = stamp.clone();
+        }
+        let ends = if let Some(status) = first.strip_prefix("SIP/2.0 ") {
+            !received && cseq.ends_with("INVITE") && status.get(..3).and_then(|s| s.parse::<u16>().ok()).is_some_and(|s| s >= 300)
+        } else {
+            let bye = first.starts_with("BYE ");
+            c.bye_in |= bye && received;
+            bye || (received && first.starts_with("CANCEL "))
+        };
+        if ends && c.end.is_none() {
+            c.end = Some(stamp);
+        }
+    }
+    calls
 }
 
 /// Nothing lost, nothing twice, from the attempt records: every attempt
