@@ -46,6 +46,12 @@ pub fn pop_for(actor: &Actor, pop: &ScreenPop) -> Option<ScreenPop> {
     Some(p)
 }
 
+/// A pop as the socket's JSON text: `{"type":"pop", …the pop's fields}`.
+pub fn pop_text(pop: &ScreenPop) -> Option<String> {
+    let body = serde_json::to_string(pop).ok()?;
+    Some(format!("{{\"type\":\"pop\",{}", body.strip_prefix('{')?))
+}
+
 /// Browsers always send `Origin` on WebSocket handshakes; refusing foreign
 /// origins stops another site from opening a socket with our cookie
 /// (cross-site WebSocket hijacking), on top of the SameSite cookie.
@@ -94,12 +100,18 @@ async fn serve(mut socket: WebSocket, st: AppState, actor: Actor, session: Optio
         tokio::select! {
             ev = next_pop(&mut pops) => {
                 let Some(pop) = ev else { continue };
-                let Some(pop) = pop_for(&actor, &pop) else { continue };
-                let mut msg = json!({"type": "pop"});
-                if let (Some(m), Ok(serde_json::Value::Object(p))) = (msg.as_object_mut(), serde_json::to_value(&pop)) {
-                    m.extend(p);
+                if !receives_calls(actor.role) {
+                    continue;
                 }
-                if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                // Most sockets see every party of a pop: they share one
+                // rendering of it; the others get their own cut.
+                let text = if pop.parties.iter().all(|c| actor.sees(c.owner_id)) {
+                    st.desk.pop_text(&pop)
+                } else {
+                    pop_for(&actor, &pop).and_then(|p| pop_text(&p)).map(std::sync::Arc::from)
+                };
+                let Some(text) = text else { continue };
+                if socket.send(Message::Text(text.as_ref().into())).await.is_err() {
                     break;
                 }
             }

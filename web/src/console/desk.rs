@@ -57,6 +57,8 @@ pub struct Desk {
     /// The customer call each agent is on, and the campaign they last joined.
     calls: Arc<Mutex<HashMap<i64, String>>>,
     campaigns: Arc<Mutex<HashMap<i64, i64>>>,
+    /// The last screen-pop rendered for the sockets that see all of it.
+    last_pop: Arc<Mutex<Option<(String, Arc<str>)>>>,
 }
 
 impl Default for Desk {
@@ -67,6 +69,7 @@ impl Default for Desk {
             b2bua: Default::default(),
             calls: Default::default(),
             campaigns: Default::default(),
+            last_pop: Default::default(),
         }
     }
 }
@@ -78,6 +81,20 @@ impl Desk {
 
     pub fn emit(&self, ev: DeskEvent) {
         let _ = self.events.send(ev);
+    }
+
+    /// The pop's socket text, rendered once per call for every socket that
+    /// sees all of its parties.
+    pub fn pop_text(&self, pop: &crate::telephony::ScreenPop) -> Option<Arc<str>> {
+        let mut last = self.last_pop.lock().ok()?;
+        if let Some((call, text)) = last.as_ref()
+            && *call == pop.call_id
+        {
+            return Some(text.clone());
+        }
+        let text: Arc<str> = Arc::from(crate::ws::pop_text(pop)?);
+        *last = Some((pop.call_id.clone(), text.clone()));
+        Some(text)
     }
 
     /// The call the agent is on now, if any.

@@ -94,6 +94,9 @@ async fn screen_pops_are_cut_to_the_reps_team() {
     let mkt = app.store.authenticate("mkt", "mkt-password").await.expect("auth");
     assert!(web::ws::pop_for(&mkt, &pop).is_none(), "marketers take no calls");
     assert_eq!(web::ws::pop_for(&sys, &pop).map(|p| p.parties.len()), Some(2));
+    // The socket's text: one JSON object, the pop's fields after its type.
+    let v: serde_json::Value = serde_json::from_str(&web::ws::pop_text(&pop).expect("text")).expect("json");
+    assert_eq!((v["type"].as_str(), v["call_id"].as_str(), v["parties"].as_array().map(Vec::len)), (Some("pop"), Some("c1"), Some(2)));
 }
 
 /// Desk events reach the agent they concern and supervisors, never another
