@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod adopt;
 mod digest;
 mod framing;
 mod guard;
