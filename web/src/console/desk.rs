@@ -48,6 +48,9 @@ impl DeskEvent {
     }
 }
 
+/// A pop's Call-ID and its socket text.
+type RenderedPop = (String, Arc<str>);
+
 /// The agent desks of this process. Cheap to clone.
 #[derive(Clone)]
 pub struct Desk {
@@ -58,7 +61,7 @@ pub struct Desk {
     calls: Arc<Mutex<HashMap<i64, String>>>,
     campaigns: Arc<Mutex<HashMap<i64, i64>>>,
     /// The last screen-pop rendered for the sockets that see all of it.
-    last_pop: Arc<Mutex<Option<(String, Arc<str>)>>>,
+    last_pop: Arc<Mutex<Option<RenderedPop>>>,
 }
 
 impl Default for Desk {
