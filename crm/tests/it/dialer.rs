@@ -165,6 +165,34 @@ async fn recover_recycles_in_flight_leads_of_a_crashed_node() {
     .await;
 }
 
+/// The dialogs of calls up at the carrier: kept per node (upsert from
+/// early to answered), listed for that node only, forgotten when ended.
+#[tokio::test]
+async fn dialogs_left_up_are_kept_per_node_until_ended() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        let camp = s.create_dialer_campaign(&a, config("dialogs"), NOW).await.unwrap();
+        s.dialer_add_leads(&a, camp.id, &[(None, "+39 02 1234 5601".into(), 0), (None, "+39 02 1234 5602".into(), 0)], NOW).await.unwrap();
+        let c = s.dialer_claim(camp.id, 2, NOW, "dead").await.unwrap();
+        let (a0, a1) = (c.leads[0].attempt_id, c.leads[1].attempt_id);
+        s.dialer_dialog_save("dead", Some(a0), "c-0", false, "call=c-0\nstate=early\n", NOW).await.unwrap();
+        s.dialer_dialog_save("dead", Some(a1), "c-1", false, "call=c-1\nstate=early\n", NOW + 1).await.unwrap();
+        s.dialer_dialog_save("dead", Some(a0), "c-0", true, "call=c-0\nstate=confirmed\n", NOW + 2).await.unwrap();
+        s.dialer_dialog_save("alive", None, "c-9", true, "call=c-9\n", NOW).await.unwrap();
+        let open = s.dialer_dialogs_open("dead").await.unwrap();
+        assert_eq!(open, vec![("c-1".to_string(), false, "call=c-1\nstate=early\n".to_string()), ("c-0".to_string(), true, "call=c-0\nstate=confirmed\n".to_string())], "{}", t.name);
+        s.dialer_dialog_end("c-0").await.unwrap();
+        s.dialer_dialog_end("c-0").await.unwrap();
+        assert_eq!(s.dialer_dialogs_open("dead").await.unwrap().len(), 1);
+        assert_eq!(s.dialer_dialogs_open("alive").await.unwrap().len(), 1, "another node's dialogs are not touched");
+        // Recovery of the attempts does not lose what is still up.
+        s.dialer_recover("dead", NOW + MIN).await.unwrap();
+        assert_eq!(s.dialer_dialogs_open("dead").await.unwrap().len(), 1);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn script_answers_are_typed_and_feed_lists() {
     each_store(|t| async move {
