@@ -95,6 +95,9 @@ impl Lines for Fake {
     async fn leg_alive(&self, leg: &str) -> bool {
         self.dead.lock().is_ok_and(|d| !d.contains(leg))
     }
+    async fn dialog(&self, call: &str) -> Option<String> {
+        Some(format!("call={call}\n"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,9 +128,12 @@ async fn a_power_campaign_books_every_lead_and_counts_abandons() {
     }
     // Agents talk ~200 ms, then post a final disposition.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let mut kept_answered = false;
     loop {
         for ag in agents {
             if h.agent_state(ag).await.unwrap().as_deref() == Some("on_call") {
+                // The call up at the carrier has its answered dialog kept.
+                kept_answered |= store.dialer_dialogs_open("node-1").await.unwrap().iter().any(|(_, answered, _)| *answered);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let d = Disposition { final_: true, callback_at: None, callback_agent_only: false, answers: vec![], outcome: None };
                 h.dispose(ag, d).await.unwrap();
@@ -140,6 +146,15 @@ async fn a_power_campaign_books_every_lead_and_counts_abandons() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Every call has ended: no dialog is kept any more.
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut left = store.dialer_dialogs_open("node-1").await.unwrap();
+    while !left.is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = store.dialer_dialogs_open("node-1").await.unwrap();
+    }
+    assert!(kept_answered, "an answered call's dialog was kept while it was up");
+    assert!(left.is_empty(), "dialogs of ended calls still kept: {left:?}");
     let stats = h.stats().await.unwrap();
     h.stop().await;
     join.await.unwrap();
