@@ -682,6 +682,7 @@ impl crate::Store {
              (SELECT COUNT(*) FROM party_consents c WHERE c.party_id = l.party_id AND c.channel = 'phone' AND c.granted = 1) AS consent, \
              (SELECT COUNT(*) FROM party_consents c WHERE c.party_id = l.party_id AND c.channel = 'phone' AND c.granted = 0) AS refused \
              FROM dialer_leads l WHERE l.campaign_id = $1 AND l.state = 'ready' AND l.due_at <= $2{only} \
+             AND NOT EXISTS (SELECT 1 FROM dialer_dialogs g JOIN dialer_attempts a ON a.id = g.attempt_id WHERE a.lead_id = l.id AND g.answered = 1) \
              ORDER BY l.priority DESC, l.due_at, l.id LIMIT $3{lock}"
         )));
         let mut q = q.bind(id.0).bind(now).bind(limit);

@@ -242,6 +242,10 @@ impl CampaignHandle {
     }
 }
 
+/// How long a stopping campaign task waits for the calls it hung up to
+/// end (to forget their dialogs).
+const STOP_DRAIN: Duration = Duration::from_secs(2);
+
 /// Recycles what `node_id` left in flight before a crash. Call once at
 /// start-up, before any campaign task of this node runs.
 pub async fn recover(store: &Store, node_id: &str) -> crm::Result<u64> {
@@ -409,13 +413,32 @@ impl<L: Lines> Task<L> {
         // Calls with agents and undisposed wrap-ups are booked as callbacks
         // for anyone; reserved cards that were never dialed as skipped.
         let open: Vec<String> = self.calls.keys().cloned().collect();
+        let mut kept = std::collections::HashSet::new();
         for call in open {
             let _ = self.lines.hangup(&call).await;
-            if let Some(l) = self.calls.remove(&call)
-                && !l.booked
-                && l.agent.is_none()
-            {
-                book(&self.store, l.attempt_id, AttemptResult::Failed, self.now_ms()).await;
+            if let Some(l) = self.calls.remove(&call) {
+                if l.dialog {
+                    kept.insert(call.clone());
+                }
+                if !l.booked && l.agent.is_none() {
+                    book(&self.store, l.attempt_id, AttemptResult::Failed, self.now_ms()).await;
+                }
+            }
+        }
+        // A kept dialog is forgotten once its call has ended (BYE or CANCEL
+        // answered); briefly awaited here. One still up stays kept: its
+        // lead is not redialed until the call is seen to end (or the next
+        // start ends it).
+        let until = tokio::time::Instant::now() + STOP_DRAIN;
+        while !kept.is_empty() {
+            match tokio::time::timeout_at(until, events.recv()).await {
+                Ok(Some(LineEvent::Ended { call, .. })) => {
+                    if kept.remove(&call) {
+                        let _ = self.store.dialer_dialog_end(&call).await;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
             }
         }
         let slots: Vec<UserId> = self.agents.keys().copied().collect();

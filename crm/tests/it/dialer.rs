@@ -189,6 +189,15 @@ async fn dialogs_left_up_are_kept_per_node_until_ended() {
         // Recovery of the attempts does not lose what is still up.
         s.dialer_recover("dead", NOW + MIN).await.unwrap();
         assert_eq!(s.dialer_dialogs_open("dead").await.unwrap().len(), 1);
+        // A lead whose answered call is still up is not claimed again until
+        // that call is seen to end.
+        let (l0, l1) = (c.leads[0].lead_id, c.leads[1].lead_id);
+        s.dialer_dialog_save("dead", Some(a1), "c-1", true, "call=c-1\nstate=confirmed\n", NOW + 3).await.unwrap();
+        let got: Vec<_> = s.dialer_claim(camp.id, 10, NOW + MIN, "n2").await.unwrap().leads.iter().map(|l| l.lead_id).collect();
+        assert_eq!(got, vec![l0], "{}", t.name);
+        s.dialer_dialog_end("c-1").await.unwrap();
+        let got: Vec<_> = s.dialer_claim(camp.id, 10, NOW + MIN, "n2").await.unwrap().leads.iter().map(|l| l.lead_id).collect();
+        assert_eq!(got, vec![l1]);
     })
     .await;
 }
