@@ -352,7 +352,9 @@ fn run_day(
     origin: Time,
 ) -> Result<RunMetrics, SimError> {
     if scenario.warmup_s + scenario.shift_s >= 86_400.0 {
-        return Err(SimError("warm-up plus shift must be shorter than a day".into()));
+        return Err(SimError(
+            "warm-up plus shift must be shorter than a day".into(),
+        ));
     }
     let samplers = Samplers {
         live_ring: scenario.live_ring.lognormal()?,

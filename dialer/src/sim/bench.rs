@@ -120,6 +120,9 @@ struct Cell {
     mode: PacingMode,
 }
 
+/// The days of one cell, or why they could not be run.
+type DaysResult = Result<Vec<RunMetrics>, SimError>;
+
 /// Run the benchmark. Fails only if a scenario's parameters are invalid.
 pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
     let mut cells = Vec::new();
@@ -141,8 +144,7 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
     // One job per cell: its seeds are consecutive days of one campaign, run
     // with one pacer that keeps what it learned from day to day.
     let jobs = cells.len();
-    let results: Mutex<Vec<Option<Result<Vec<RunMetrics>, SimError>>>> =
-        Mutex::new(vec![None; jobs]);
+    let results: Mutex<Vec<Option<DaysResult>>> = Mutex::new(vec![None; jobs]);
     let next = AtomicUsize::new(0);
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

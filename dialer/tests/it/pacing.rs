@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use dialer::pacing::{
-    AgentId, CallId, Event, Pacer, PacingMode, Predictive, PredictiveConfig, Preview,
-    Progressive, Time, Vicidial, VicidialConfig,
+    AgentId, CallId, Event, Pacer, PacingMode, Predictive, PredictiveConfig, Preview, Progressive,
+    Time, Vicidial, VicidialConfig,
 };
 use dialer::sim::{Drift, RunMetrics, Scenario, run, run_days};
 
@@ -297,7 +297,10 @@ fn predictive_dials_fewer_when_abandons_are_over_budget() {
     );
     assert!(n_over < n_clean, "over budget {n_over} vs clean {n_clean}");
     let (live, drops) = over.window_counts();
-    assert!(drops > 20.0 && live > drops, "window {live} live, {drops} drops");
+    assert!(
+        drops > 20.0 && live > drops,
+        "window {live} live, {drops} drops"
+    );
 }
 
 #[test]
