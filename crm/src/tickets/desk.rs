@@ -222,10 +222,16 @@ pub(crate) struct NewMessage {
 }
 
 pub(crate) async fn insert_ticket(tx: &mut Tx, actor: &Actor, t: &NewTicket, now: Millis) -> Result<TicketNo> {
+    insert_ticket_at(tx, actor, t, None, now).await
+}
+
+/// [`insert_ticket`] with the customer's first message time set in the
+/// same INSERT (mail ingest: saves the follow-up UPDATE).
+pub(crate) async fn insert_ticket_at(tx: &mut Tx, actor: &Actor, t: &NewTicket, last_customer_at: Option<Millis>, now: Millis) -> Result<TicketNo> {
     let row = sqlx::query(
         "INSERT INTO tickets (centre_id, subject, requester_id, requester_email, state, priority, product, topic, category, assignee_id, \
-         team_id, parent_id, split_from_message, created_at, updated_at, state_changed_at) \
-         VALUES ($1, $2, $3, $4, 'new', $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13) RETURNING id",
+         team_id, parent_id, split_from_message, created_at, updated_at, state_changed_at, last_customer_at) \
+         VALUES ($1, $2, $3, $4, 'new', $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14) RETURNING id",
     )
     .bind(t.centre.0)
     .bind(&t.subject)
@@ -240,6 +246,7 @@ pub(crate) async fn insert_ticket(tx: &mut Tx, actor: &Actor, t: &NewTicket, now
     .bind(t.parent.map(TicketNo::get))
     .bind(t.split_from_message.map(|m| m.0))
     .bind(now)
+    .bind(last_customer_at)
     .fetch_one(&mut **tx)
     .await?;
     let no = TicketNo::new(row.try_get("id")?).ok_or(bad_row("ticket"))?;
@@ -250,6 +257,14 @@ pub(crate) async fn insert_ticket(tx: &mut Tx, actor: &Actor, t: &NewTicket, now
 }
 
 pub(crate) async fn insert_message(tx: &mut Tx, m: &NewMessage, now: Millis) -> Result<MessageRowId> {
+    let id = insert_message_row(tx, m, now).await?;
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2").bind(now).bind(m.ticket.get()).execute(&mut **tx).await?;
+    Ok(id)
+}
+
+/// The message row alone; the caller sets the ticket's `updated_at`
+/// (mail ingest: in the ticket's INSERT, or with `last_customer_at`).
+pub(crate) async fn insert_message_row(tx: &mut Tx, m: &NewMessage, now: Millis) -> Result<MessageRowId> {
     let row = sqlx::query(
         "INSERT INTO ticket_messages (ticket_id, direction, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
          subject, body_text, body_html, raw_id, outbox_id, is_auto, flags, author_id, party_id, created_at) \
@@ -276,9 +291,7 @@ pub(crate) async fn insert_message(tx: &mut Tx, m: &NewMessage, now: Millis) -> 
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
-    let id = MessageRowId(row.try_get("id")?);
-    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2").bind(now).bind(m.ticket.get()).execute(&mut **tx).await?;
-    Ok(id)
+    Ok(MessageRowId(row.try_get("id")?))
 }
 
 /// Appends one action to a ticket's history.
@@ -300,6 +313,26 @@ pub(crate) async fn add_event(
         .bind(details.to_string())
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// A customer's mail joined an existing ticket: `updated_at` and
+/// `last_customer_at` in one UPDATE that returns the state; the ticket is
+/// loaded only when it has to be reopened.
+pub(crate) async fn on_customer_reply(tx: &mut Tx, ticket: TicketNo, now: Millis) -> Result<()> {
+    let r = sqlx::query("UPDATE tickets SET updated_at = $1, last_customer_at = $1 WHERE id = $2 RETURNING state")
+        .bind(now)
+        .bind(ticket.get())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let state = match r {
+        Some(r) => TicketState::parse(&r.try_get::<String, _>("state")?).ok(),
+        None => None,
+    };
+    if matches!(state, Some(TicketState::Pending | TicketState::Solved)) {
+        let t = load_ticket(tx, ticket).await?;
+        set_state_tx(tx, &t, TicketState::Open, None, None, now).await?;
+    }
     Ok(())
 }
 
