@@ -583,8 +583,10 @@ impl<L: Lines> Task<L> {
             Ok(call) => {
                 let pid = CallId::new(self.next_call);
                 self.next_call += 1;
-                let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
+                // The dialog first: until it is stored, a crash would leave
+                // this call up at the carrier with nothing to end it.
                 let dialog = self.keep_dialog(lead.attempt_id, &call, false).await;
+                let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
                 self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false, dialog });
                 if let Some(slot) = for_agent.and_then(|a| self.agents.get_mut(&a))
                     && let Some((_, c)) = slot.reserved.as_mut()
@@ -636,7 +638,6 @@ impl<L: Lines> Task<L> {
                 let (attempt, pid, for_agent) = (line.attempt_id, line.pacer_id, line.for_agent);
                 self.stats.live_answers += 1;
                 let now_ms = self.now_ms();
-                let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
                 // The answered dialog (remote tag, target, route set)
                 // replaces the early one: what a BYE after a crash needs.
                 if self.keep_dialog(attempt, &call, true).await
@@ -644,6 +645,7 @@ impl<L: Lines> Task<L> {
                 {
                     l.dialog = true;
                 }
+                let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
                 self.feed(vec![Event::CallAnswered(pid)]);
                 if let Some(agent) = for_agent {
                     if self.agents.get(&agent).is_some_and(|s| s.reserved.is_some()) && self.connect(agent, &call).await {
