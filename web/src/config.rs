@@ -215,6 +215,10 @@ pub struct RawCampaigns {
     pub tracking_secret: Option<String>,
     /// Where the tracking write-ahead log lives.
     pub event_log_dir: Option<String>,
+    /// `fdatasync` each batch of tracking events before answering (default
+    /// true). Off, an answered hit survives a process crash (`kill -9`: the
+    /// write is in the kernel) but not a power cut or a kernel crash.
+    pub event_log_fsync: Option<bool>,
     /// PEM (RSA PKCS#1, Ed25519 PKCS#8) or base64 Ed25519 seed file.
     pub dkim_key: Option<String>,
     pub dkim_selector: Option<String>,

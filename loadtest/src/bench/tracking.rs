@@ -52,13 +52,20 @@ pub struct Args {
     serve: Option<String>,
     #[arg(long, hide = true)]
     port_file: Option<PathBuf>,
+    /// Also measure the real server with the event log's fdatasync off
+    /// (answered hits survive kill -9, not a power cut): splits the cost of
+    /// the sync from the rest.
+    #[arg(long)]
+    no_fsync_too: bool,
+    #[arg(long, hide = true)]
+    no_fsync: bool,
 }
 
 const TARGET: &str = "https://shop.example/offerte";
 
 pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     if let Some(what) = &args.serve {
-        serve(what, args.port_file.as_deref().context("--port-file")?).await?;
+        serve(what, args.port_file.as_deref().context("--port-file")?, args.no_fsync).await?;
         std::process::exit(0);
     }
     let mut report = Report::new("tracking", "sqlite", serde_json::json!({"duration_s": args.duration, "connections": args.connections, "wrk_threads": args.threads}));
@@ -69,10 +76,15 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
     let (msg, open, click) = prepare(&db).await?;
 
     let mut figures = vec![];
-    for (who, serve_as) in [("bare axum", "bare".to_string()), ("centralino", db.clone())] {
-        let mut child = Child::start(&serve_as, &dir).await?;
+    let mut servers = vec![("bare axum", "bare".to_string(), false), ("centralino", db.clone(), false)];
+    if args.no_fsync_too {
+        servers.push(("centralino, no fdatasync", db.clone(), true));
+    }
+    for (who, serve_as, no_fsync) in servers {
+        let start = |serve_as: String, dir: PathBuf| async move { Child::start_with(&serve_as, &dir, no_fsync).await };
+        let mut child = start(serve_as.clone(), dir.clone()).await?;
         for (route, path) in [("pixel", format!("/t/o/{open}.gif")), ("click", format!("/t/c/{click}"))] {
-            let before = if who == "centralino" { Some(count(&db, msg).await?) } else { None };
+            let before = if who != "bare axum" { Some(count(&db, msg).await?) } else { None };
             let w = wrk(args, child.port, &path).await.with_context(|| format!("wrk on {who} {route}"))?;
             if w.bad > 0 {
                 bail!("{who} {route}: {} answers were not 2xx/3xx", w.bad);
@@ -85,9 +97,9 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
                 child.stop().await?;
                 let stored = count(&db, msg).await? - before;
                 let slack = args.connections as u64;
-                report.fact(&format!("{route}: stored / wrk's completed"), format!("{stored} / {}", w.requests));
-                report.check(&format!("{route}: every answered hit stored"), "completed ≤ stored ≤ completed + C", format!("{stored} stored, {} completed", w.requests), stored >= w.requests && stored <= w.requests + slack);
-                child = Child::start(&serve_as, &dir).await?;
+                report.fact(&format!("{route}, {who}: stored / wrk's completed"), format!("{stored} / {}", w.requests));
+                report.check(&format!("{route}, {who}: every answered hit stored"), "completed ≤ stored ≤ completed + C", format!("{stored} stored, {} completed", w.requests), stored >= w.requests && stored <= w.requests + slack);
+                child = start(serve_as.clone(), dir.clone()).await?;
             }
         }
         child.stop().await?;
@@ -100,6 +112,10 @@ pub async fn run(args: &Args, common: &Common) -> anyhow::Result<Report> {
         report.ratio_of(&format!("{route}: centralino"), &format!("{route}: bare axum"), None, Some(p99), rate);
         report.check(&format!("{route} throughput"), "≥ 50 % of bare axum", format!("{:.0} vs {:.0} req/s ({:.0} %)", ours.0, bare.0, rate * 100.0), rate >= 0.5);
         report.check(&format!("{route} p99"), "≤ 2 × bare axum", format!("{:.2} ms vs {:.2} ms ({p99:.2}×)", ours.1 / 1e3, bare.1 / 1e3), p99 <= 2.0);
+        let nosync = f("centralino, no fdatasync");
+        if nosync.0 > 0.0 {
+            report.ratio_of(&format!("{route}: centralino, no fdatasync"), &format!("{route}: bare axum"), None, Some(nosync.1 / bare.1.max(1.0)), nosync.0 / bare.0.max(1.0));
+        }
     }
 
     // kill -9 under load.
@@ -156,11 +172,16 @@ struct Child {
 
 impl Child {
     async fn start(what: &str, dir: &Path) -> anyhow::Result<Child> {
+        Child::start_with(what, dir, false).await
+    }
+
+    async fn start_with(what: &str, dir: &Path, no_fsync: bool) -> anyhow::Result<Child> {
         let port_file = dir.join(format!("port-{}", unique()));
         let exe = std::env::current_exe()?;
         let proc = tokio::process::Command::new(exe)
             .args(["tracking", "--serve", what, "--port-file"])
             .arg(&port_file)
+            .args(if no_fsync { &["--no-fsync"][..] } else { &[][..] })
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -201,7 +222,7 @@ fn unique() -> u64 {
 }
 
 /// The child: the real application over `db`, or the bare handlers.
-async fn serve(what: &str, port_file: &Path) -> anyhow::Result<()> {
+async fn serve(what: &str, port_file: &Path, no_fsync: bool) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stop = async move {
         term.recv().await;
@@ -231,7 +252,7 @@ async fn serve(what: &str, port_file: &Path) -> anyhow::Result<()> {
         http: Some("127.0.0.1:0".into()),
         sip: Some("off".into()),
         database_url: Some(what.to_string()),
-        campaigns: Some(web::config::RawCampaigns { event_log_dir: Some(format!("{what}.tracking-wal")), ..Default::default() }),
+        campaigns: Some(web::config::RawCampaigns { event_log_dir: Some(format!("{what}.tracking-wal")), event_log_fsync: Some(!no_fsync), ..Default::default() }),
         ..Default::default()
     };
     let settings = raw.resolve().context("settings")?;

@@ -91,7 +91,7 @@ impl Campaigns {
             store.set_campaign_setting("mail_domain", d).await?;
         }
         let dir = cfg.event_log_dir.clone().unwrap_or_else(|| "tracking-wal".into());
-        let (log, writer) = EventLog::open(std::path::Path::new(&dir), store.clone(), LogOptions::default()).await.context("opening the tracking event log")?;
+        let (log, writer) = EventLog::open(std::path::Path::new(&dir), store.clone(), LogOptions { sync: cfg.event_log_fsync.unwrap_or(true), ..LogOptions::default() }).await.context("opening the tracking event log")?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut workers = vec![];
         let sender = match sender_config(cfg)? {
