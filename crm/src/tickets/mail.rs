@@ -322,7 +322,7 @@ impl Store {
         if let Some(done) = ingested_tx(&mut tx, raw).await? {
             return Ok(done);
         }
-        let mut ctx = IngestCtx::load(&mut tx, secret, centre, &[&mail], now).await?;
+        let mut ctx = IngestCtx::load(&mut tx, self.backend, secret, centre, &[&mail], now).await?;
         let out = self.ingest_tx(&mut tx, raw, &mail, &mut ctx, now).await?;
         mark_ingested(&mut tx, raw, out.ticket.get(), now).await?;
         tx.commit().await?;
@@ -350,7 +350,7 @@ impl Store {
         let raws: Vec<&RawMail> = mails.iter().map(|(r, _)| r).collect();
         let ids = insert_raws(&mut tx, &raws).await?;
         let parsed: Vec<&ParsedMail> = mails.iter().map(|(_, m)| m).collect();
-        let mut ctx = IngestCtx::load(&mut tx, secret, centre, &parsed, now).await?;
+        let mut ctx = IngestCtx::load(&mut tx, self.backend, secret, centre, &parsed, now).await?;
         let mut out = Vec::with_capacity(mails.len());
         let mut fresh_done: Vec<(RawMailId, i64)> = Vec::with_capacity(mails.len());
         for ((_, mail), (id, fresh)) in mails.iter().zip(ids) {
@@ -691,7 +691,7 @@ struct IngestCtx {
 impl IngestCtx {
     /// Reads, in the transaction, what every mail of the batch needs: six
     /// statements for the batch instead of about ten per mail.
-    async fn load(tx: &mut Tx, secret: Vec<u8>, centre: ServiceCentre, mails: &[&ParsedMail], now: Millis) -> Result<IngestCtx> {
+    async fn load(tx: &mut Tx, backend: crate::Backend, secret: Vec<u8>, centre: ServiceCentre, mails: &[&ParsedMail], now: Millis) -> Result<IngestCtx> {
         use std::collections::{HashMap, HashSet};
         let mut has_assignment_rules = false;
         let mut has_notification_rules = false;
@@ -746,6 +746,37 @@ impl IngestCtx {
             }
             for r in q.fetch_all(&mut **tx).await? {
                 requesters.entry(r.try_get::<String, _>("email")?).or_insert(PartyId(r.try_get("id")?));
+            }
+            // Senders this batch may create a person for. Two mailboxes
+            // ingesting at once on PostgreSQL could each create one for
+            // the same new address: lock each such address (transaction
+            // advisory lock, in hash order so two batches never deadlock),
+            // then read them again — the other batch's person is visible
+            // once it committed. SQLite's single writer serialises already.
+            let missing: Vec<&String> = senders.iter().filter(|s| !requesters.contains_key(*s)).collect();
+            if backend == crate::Backend::Postgres && !missing.is_empty() {
+                let values = (1..=missing.len()).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+                let sql = format!(
+                    "SELECT COUNT(pg_advisory_xact_lock(h)) AS n FROM \
+                     (SELECT DISTINCT hashtext('party-email:' || x) AS h FROM (VALUES {values}) AS v(x) ORDER BY h) AS s"
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for m in &missing {
+                    q = q.bind((*m).clone());
+                }
+                q.fetch_one(&mut **tx).await?;
+                let sql = format!(
+                    "SELECT em.email, p.id FROM party_emails em JOIN parties p ON p.id = em.party_id \
+                     WHERE em.email IN ({}) AND p.merged_into IS NULL ORDER BY p.updated_at DESC",
+                    placeholders(1, missing.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for m in &missing {
+                    q = q.bind((*m).clone());
+                }
+                for r in q.fetch_all(&mut **tx).await? {
+                    requesters.entry(r.try_get::<String, _>("email")?).or_insert(PartyId(r.try_get("id")?));
+                }
             }
             let sql = format!(
                 "SELECT recipient, COUNT(*) AS n FROM mail_outbox WHERE kind = 'auto_ack' AND created_at > $1 AND recipient IN ({}) GROUP BY recipient",

@@ -224,3 +224,67 @@ async fn split_children_drive_the_parent() {
     })
     .await;
 }
+
+fn raw_in(mailbox: &str, uid: i64) -> RawMail {
+    RawMail { mailbox: mailbox.into(), uidvalidity: 7, uid, message_id: None, raw: format!("Subject: {uid}\r\n\r\nbody").into_bytes(), received_at: 1 }
+}
+
+/// The batch reads its context once (known senders, ack counts, stored
+/// Message-IDs) and keeps it current as it goes: a sender created by the
+/// batch's first mail is found by the next, a Message-ID repeated inside
+/// the batch joins the first copy, and the ack limit holds within a batch.
+#[tokio::test]
+async fn a_batch_keeps_its_context_current() {
+    each_store(|ts| async move {
+        let s = &ts.store;
+        let c = centre(s).await;
+        let mut batch = Vec::new();
+        for uid in 1..=12 {
+            batch.push((raw(uid), mail(&format!("f{uid}@x.example"), &format!("Q {uid}"), "new@customer.example")));
+        }
+        batch.push((raw(13), mail("f1@x.example", "Q 1 again", "new@customer.example")));
+        let out = s.ingest_mail_batch(batch, c.id, 1_000).await.expect("batch");
+        assert_eq!(out.len(), 13);
+        assert_eq!(out.iter().filter(|(_, o)| o.created).count(), 12);
+        assert_eq!(out.iter().filter(|(_, o)| o.auto_ack.is_some()).count() as i64, AUTO_ACK_LIMIT);
+        let last = &out[12].1;
+        assert!(last.duplicate && !last.created);
+        assert_eq!(last.ticket, out[0].1.ticket);
+        let who = s.lookup_by_email(&EmailAddress::parse("new@customer.example").expect("e")).await.expect("lookup");
+        assert_eq!(who.len(), 1, "one person for the sender, not one per mail");
+        let d = s.ticket_detail(&system(), out[5].1.ticket).await.expect("detail");
+        assert_eq!(d.ticket.requester_id, Some(who[0].id));
+        assert_eq!(d.ticket.last_customer_at, Some(1_000));
+        // A reply in a later batch: sets the customer's time, finds the person.
+        let mut reply = mail("g1@x.example", "More", "new@customer.example");
+        reply.references = vec!["<f2@x.example>".into()];
+        let out2 = s.ingest_mail_batch(vec![(raw(20), reply)], c.id, 2_000).await.expect("batch");
+        assert_eq!((out2[0].1.ticket, out2[0].1.created), (out[1].1.ticket, false));
+        let d = s.ticket_detail(&system(), out[1].1.ticket).await.expect("detail");
+        assert_eq!((d.ticket.last_customer_at, d.ticket.updated_at), (Some(2_000), 2_000));
+        assert_eq!(s.lookup_by_email(&EmailAddress::parse("new@customer.example").expect("e")).await.expect("lookup").len(), 1);
+    })
+    .await;
+}
+
+/// Two mailboxes ingesting at once, each with mail from the same new
+/// sender, create one person for that address, not two (PostgreSQL: an
+/// advisory lock per new address; SQLite: the single writer).
+#[tokio::test]
+async fn concurrent_mailboxes_create_one_person_per_new_sender() {
+    each_store(|ts| async move {
+        let s = &ts.store;
+        let c = centre(s).await;
+        for round in 0..5 {
+            let from = format!("racer{round}@customer.example");
+            let batch = |mb: &str| -> Vec<(RawMail, ParsedMail)> {
+                (0..5).map(|i| (raw_in(mb, round * 10 + i), mail(&format!("{mb}-{round}-{i}@x.example"), "Hello", &from))).collect()
+            };
+            let (a, b) = tokio::join!(s.ingest_mail_batch(batch("A"), c.id, 1_000), s.ingest_mail_batch(batch("B"), c.id, 1_000));
+            assert_eq!(a.expect("A").len() + b.expect("B").len(), 10);
+            let who = s.lookup_by_email(&EmailAddress::parse(&from).expect("e")).await.expect("lookup");
+            assert_eq!(who.len(), 1, "round {round}: one person for {from}");
+        }
+    })
+    .await;
+}
