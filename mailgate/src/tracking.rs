@@ -463,8 +463,8 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let trusted = [ProxyNet::parse("10.0.0.0/8").unwrap(), ProxyNet::parse("::1").unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let trusted = [ProxyNet::parse("10.0.0.0/8").expect("net"), ProxyNet::parse("::1").expect("net")];
         // An untrusted peer: the socket address, whatever the header says.
         assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("17.1.2.3"), &trusted), Some(ip("203.0.113.9")));
         assert_eq!(client_ip(Some(ip("203.0.113.9")), Some("17.1.2.3"), &[]), Some(ip("203.0.113.9")));
@@ -479,6 +479,6 @@ mod tests {
         assert_eq!(client_ip(Some(ip("10.1.1.1")), Some("not-an-ip"), &trusted), Some(ip("10.1.1.1")));
         assert_eq!(client_ip(None, Some("17.1.2.3"), &trusted), None);
         assert!(ProxyNet::parse("10.0.0.0/33").is_err() && ProxyNet::parse("nope").is_err());
-        assert!(ProxyNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")) && !ProxyNet::parse("0.0.0.0/0").unwrap().contains(ip("2001:db8::1")));
+        assert!(ProxyNet::parse("0.0.0.0/0").expect("net").contains(ip("8.8.8.8")) && !ProxyNet::parse("0.0.0.0/0").expect("net").contains(ip("2001:db8::1")));
     }
 }
