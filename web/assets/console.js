@@ -103,11 +103,20 @@ function header(me) {
 // ---- the event socket: reconnects by itself with capped, jittered back-off.
 const handlers = {};
 let ME = null; // the signed-in user (/api/me)
+// After a reconnect the desk re-reads what it may have missed (onReconnect).
+// window.centralinoWs is the live socket (the browser test drops it).
+let onReconnect = null;
 function connect() {
   let delay = 500;
+  let opens = 0;
   const open = () => {
     const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
-    ws.onopen = () => { delay = 500; $('#link').className = 'link on'; $('#link').textContent = t('online'); document.body.dataset.ws = 'open'; };
+    window.centralinoWs = ws;
+    ws.onopen = () => {
+      delay = 500; opens += 1;
+      $('#link').className = 'link on'; $('#link').textContent = t('online'); document.body.dataset.ws = 'open'; document.body.dataset.wsOpens = String(opens);
+      if (opens > 1 && onReconnect) Promise.resolve().then(onReconnect).catch(() => {});
+    };
     ws.onmessage = (m) => { let ev; try { ev = JSON.parse(m.data); } catch (_) { return; } (handlers[ev.type] || (() => {}))(ev); };
     ws.onclose = async () => {
       $('#link').className = 'link off'; $('#link').textContent = t('offline'); document.body.dataset.ws = 'closed';
@@ -273,6 +282,13 @@ async function agentDesk() {
     try { showNow(await action('state')); } catch (_) { /* next time */ }
   }, 1000);
   const action = async (a) => { const now = await api('POST', '/api/console/campaigns/' + cid() + '/agent', { action: a, reason: a === 'pause' ? reason.value : undefined }); return now; };
+  // Back from a dropped socket: the events in between are gone, so read
+  // the agent's state again (a card already open stays, with its drafts).
+  onReconnect = async () => {
+    if (!loggedIn) return;
+    const now = await action('state');
+    if (current) show(now.state); else showNow(now);
+  };
   const ready = async () => {
     msg.textContent = '';
     if (!camp.value) { localStorage.setItem('centralino.agentState', 'ready'); show('ready'); msg.textContent = t('dialerMissing'); return; }
@@ -340,6 +356,7 @@ async function agentDesk() {
       clearInterval(wrapTimer); wrap.textContent = '';
       card.replaceChildren(el('p', { class: 'ok', id: 'disposed', 'data-lead-state': r.lead_state, 'data-activity': r.activity_id ?? '' }, t('disposed') + ': ' + o.name + ' · ' + t('lead') + ' ' + r.lead_state + (r.points ? ' · +' + r.points + ' ' + t('points') : '')));
       localStorage.removeItem('centralino.notes.agent'); $('#notes').value = '';
+      localStorage.removeItem('centralino.draft.' + current.call); sessionStorage.removeItem('centralino.card');
       current = null;
       // Ready again: in preview mode the next card comes with the state.
       try { showNow(await action('state')); } catch (_) { /* shown by the socket */ }
@@ -359,9 +376,23 @@ async function agentDesk() {
       return [el('label', { for: id }, q.text), input];
     }));
   };
-  const form = () => el('div', { id: 'dispo' }, script(), el('h2', {}, t('outcome')),
-    el('div', { class: 'row' }, outcomes.map((o, i) => el('button', { class: 'secondary dispo', type: 'button', 'data-outcome': o.id, onclick: () => dispose(o) }, (i + 1) + ' · ' + o.name))),
-    el('label', { for: 'callback-at' }, t('callbackAt')), el('input', { id: 'callback-at', type: 'datetime-local' }));
+  // The form's unsaved input (script answers, callback time) is a draft kept
+  // in localStorage under the call's id until the disposition is booked, so
+  // a dropped socket or a reload of the page loses none of it.
+  const form = (call) => {
+    const f = el('div', { id: 'dispo' }, script(), el('h2', {}, t('outcome')),
+      el('div', { class: 'row' }, outcomes.map((o, i) => el('button', { class: 'secondary dispo', type: 'button', 'data-outcome': o.id, onclick: () => dispose(o) }, (i + 1) + ' · ' + o.name))),
+      el('label', { for: 'callback-at' }, t('callbackAt')), el('input', { id: 'callback-at', type: 'datetime-local', 'data-draft': 'callback_at' }));
+    const k = 'centralino.draft.' + call;
+    let d = {};
+    try { d = JSON.parse(localStorage.getItem(k) || '{}') || {}; } catch (_) { d = {}; }
+    const fields = () => f.querySelectorAll('[data-q], [data-draft]');
+    const name = (x) => (x.dataset.q ? 'q.' + x.dataset.q : x.dataset.draft);
+    for (const x of fields()) if (typeof d[name(x)] === 'string') x.value = d[name(x)];
+    const keep = () => { const o = {}; for (const x of fields()) if (x.value !== '') o[name(x)] = x.value; localStorage.setItem(k, JSON.stringify(o)); };
+    f.addEventListener('input', keep); f.addEventListener('change', keep);
+    return f;
+  };
 
   handlers.agent = (ev) => { if (ev.user === ME.id) show(ev.state); };
   handlers.connected = (ev) => {
@@ -381,7 +412,8 @@ async function agentDesk() {
       api('GET', '/api/parties/' + p.id + '/calls').then((c) => calls.append(table([[t('when'), (x) => when(x.started_at)], [t('direction'), (x) => x.direction], [t('outcome'), (x) => x.outcome]], c.slice(0, 5)))).catch(() => {});
       api('GET', '/api/parties/' + p.id + '/history').then((h) => hist.append(table([[t('when'), (x) => when(x.at)], [t('action'), (x) => x.action]], h.slice(0, 5)))).catch(() => {});
     }
-    card.append(form());
+    card.append(form(ev.call));
+    sessionStorage.setItem('centralino.card', JSON.stringify(ev));
   };
   handlers.call_ended = (ev) => {
     if (ev.user !== ME.id) return;

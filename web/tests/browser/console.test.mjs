@@ -166,6 +166,16 @@ try {
     await page.click('#ready');
     await page.waitForSelector('#agent-state.ready');
     await page.fill('#notes', 'customer asked for a callback on Monday');
+    // The socket drops (closed under the page): the console says so, comes
+    // back by itself with a new socket, and the notes are untouched.
+    await page.waitForSelector('body[data-ws=open]', { timeout: 10000 });
+    const opens = Number(await page.evaluate(() => document.body.dataset.wsOpens));
+    await page.evaluate(() => window.centralinoWs.close());
+    await page.waitForSelector('body[data-ws=closed]', { timeout: 5000 });
+    await page.waitForSelector('#link.off');
+    await page.waitForFunction((n) => document.body.dataset.ws === 'open' && Number(document.body.dataset.wsOpens) === n + 1, opens, { timeout: 20000 });
+    await page.waitForSelector('#link.on');
+    assert.equal(await page.inputValue('#notes'), 'customer asked for a callback on Monday', 'notes survive a dropped socket');
     await page.reload();
     assert.equal(await page.inputValue('#notes'), 'customer asked for a callback on Monday', 'notes survive a reload');
     await page.screenshot({ path: join(screens, 'agent.png'), fullPage: true });
@@ -242,9 +252,23 @@ try {
     assert.equal(await carrier.done, 0, 'sipp carrier saw a clean call');
     await page.fill('#notes', 'interested in the offer');
     await page.selectOption('#q-solar', 'yes');
+    await page.fill('#callback-at', '2030-01-07T10:30');
+    // A dropped socket in wrap-up: the console reconnects, re-reads the
+    // agent's state, and the open card keeps the notes and the form input
+    // (kept as a draft under the call until the disposition is booked).
+    const callId = await page.$eval('#card .card.live', (e) => e.dataset.call);
+    const opens = Number(await page.evaluate(() => document.body.dataset.wsOpens));
+    await page.evaluate(() => { document.querySelector('#agent-state').dataset.state = 'stale'; window.centralinoWs.close(); });
+    await page.waitForFunction((n) => document.body.dataset.ws === 'open' && Number(document.body.dataset.wsOpens) === n + 1, opens, { timeout: 20000 });
+    await page.waitForSelector('#agent-state[data-state=wrap_up]', { timeout: 10000 });
+    assert.equal(await page.inputValue('#notes'), 'interested in the offer');
+    assert.equal(await page.inputValue('#q-solar'), 'yes');
+    assert.equal(await page.inputValue('#callback-at'), '2030-01-07T10:30');
+    assert.deepEqual(JSON.parse(await page.evaluate((c) => localStorage.getItem('centralino.draft.' + c), callId)), { 'q.solar': 'yes', callback_at: '2030-01-07T10:30' });
     await page.click('#card button.dispo:has-text("Interested")');
     const done = await page.waitForSelector('#disposed', { timeout: 10000 });
     assert.equal(await done.getAttribute('data-lead-state'), 'done');
+    assert.equal(await page.evaluate((c) => localStorage.getItem('centralino.draft.' + c), callId), null, 'the draft is cleared once booked');
     const leads = await admin('GET', `/api/dialer/campaigns/${camp.id}/leads`);
     assert.equal(leads[0].state, 'done', JSON.stringify(leads));
     // The CRM: a done Call activity with the chosen outcome, and the party's
