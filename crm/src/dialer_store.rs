@@ -143,6 +143,41 @@ pub struct DialerConfig {
     /// no recording.
     #[serde(default)]
     pub recordings_dir: String,
+    /// Answering-machine detection on answered calls; off by default
+    /// (every answer goes straight to an agent, as without it).
+    #[serde(default)]
+    pub amd: AmdSettings,
+}
+
+/// A campaign's answering-machine detection: `mode` is `off`, `hangup`
+/// (a machine is hung up on and retried by `retry.machine`), `message`
+/// (`prompt` is played once the greeting has ended, then the call is hung
+/// up) or `agent` (machines are passed to an agent anyway). The detector's
+/// own parameters are the dialer's tuned defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmdSettings {
+    #[serde(default = "default_amd_mode")]
+    pub mode: String,
+    /// The message left on a machine (a media file), for `message`.
+    #[serde(default)]
+    pub prompt: String,
+}
+
+fn default_amd_mode() -> String {
+    "off".into()
+}
+
+impl Default for AmdSettings {
+    fn default() -> Self {
+        AmdSettings { mode: default_amd_mode(), prompt: String::new() }
+    }
+}
+
+impl AmdSettings {
+    pub fn enabled(&self) -> bool {
+        self.mode != "off"
+    }
 }
 
 fn default_mode() -> String {
@@ -218,6 +253,12 @@ impl DialerConfig {
         }
         if !(self.amd_fp_rate >= 0.0 && self.amd_fp_rate <= 1.0) {
             p.push("amd_fp_rate", "must be a fraction between 0 and 1");
+        }
+        match self.amd.mode.as_str() {
+            "off" | "hangup" | "agent" => {}
+            "message" if self.amd.prompt.trim().is_empty() => p.push("amd.prompt", "mode message needs the prompt to leave"),
+            "message" => {}
+            m => p.push("amd.mode", format!("{m:?} is not off, hangup, message or agent")),
         }
         if r.max_attempts < 1 {
             p.push("retry.max_attempts", "must be at least 1");
@@ -1102,6 +1143,9 @@ pub struct AttemptRow {
     pub activity_id: Option<crate::ActivityId>,
     pub notes: Option<String>,
     pub recording: Option<String>,
+    /// The answering-machine detector's verdict (`human`, `machine`,
+    /// `not_sure`); none when AMD was off or the call was not answered.
+    pub amd: Option<String>,
 }
 
 /// Abandon rates of a campaign over its measurement windows, from the
@@ -1168,7 +1212,7 @@ pub fn worst_24h(events: &[(Millis, bool, bool, bool)], fp: f64) -> ((f64, Optio
     (tsr, uk)
 }
 
-const ATTEMPT_COLS: &str = "id, lead_id, node_id, call_id, agent_id, started_at, answered_at, bridged_at, ended_at, result, outcome_id, activity_id, notes, recording";
+const ATTEMPT_COLS: &str = "id, lead_id, node_id, call_id, agent_id, started_at, answered_at, bridged_at, ended_at, result, outcome_id, activity_id, notes, recording, amd";
 
 impl crate::Store {
     /// Books an agent's disposition of an attempt: the CRM outcome (a
@@ -1295,6 +1339,16 @@ impl crate::Store {
         Ok(rep)
     }
 
+    /// Records the answering-machine detector's verdict on an attempt
+    /// (`human`, `machine` or `not_sure`; anything else is refused).
+    pub async fn dialer_attempt_amd(&self, attempt_id: i64, verdict: &str) -> Result<()> {
+        if !["human", "machine", "not_sure"].contains(&verdict) {
+            return Err(Error::invalid("amd", format!("{verdict:?} is not human, machine or not_sure")));
+        }
+        sqlx::query("UPDATE dialer_attempts SET amd = $1 WHERE id = $2").bind(verdict).bind(attempt_id).execute(&self.write).await?;
+        Ok(())
+    }
+
     /// Records where an attempt's call was recorded.
     pub async fn dialer_attempt_recording(&self, attempt_id: i64, path: &str) -> Result<()> {
         sqlx::query("UPDATE dialer_attempts SET recording = $1 WHERE id = $2").bind(path).bind(attempt_id).execute(&self.write).await?;
@@ -1324,6 +1378,7 @@ impl crate::Store {
                     activity_id: r.try_get::<Option<i64>, _>("activity_id")?.map(crate::ActivityId),
                     notes: r.try_get("notes")?,
                     recording: r.try_get("recording")?,
+                    amd: r.try_get("amd")?,
                 })
             })
             .collect()

@@ -34,6 +34,20 @@
 //! (retried later), an undisposed wrap-up is booked as a callback for
 //! anyone.
 //!
+//! Answering-machine detection (a campaign's `amd.mode` other than `off`):
+//! an answered call that is not reserved for an agent is first listened
+//! to ([`Lines::listen`]: the callee's audio as 20 ms PCM frames) by an
+//! [`Amd`] detector on its own task, for at most its analysis time
+//! (2.5 s by default). Human (or not sure) → the call goes to an agent as
+//! without AMD, the grace time counting from the decision (Ofcom's 2 s
+//! run from the end of the callee's greeting); machine → the campaign's
+//! action: hang up, leave the campaign's message once the greeting has
+//! ended ([`GreetingEndDetector`]) then hang up, or pass it to an agent
+//! anyway. The verdict is booked on the attempt, a machine that is not
+//! passed on is booked `machine` (retried by the machine rule, and
+//! counted in the UK abandon form), and the pacer hears only the human
+//! answers as answers. With AMD off nothing of this runs.
+//!
 //! Durability: every claim opens an attempt record in the store before
 //! dialing, answers and bridges are written as they happen, and every end
 //! is booked through [`crm::Store::dialer_finish`]. A crashed node's leads
@@ -44,6 +58,7 @@
 //! reads a clock, sleeps or does I/O; pacing and agent states stay pure.
 
 use crate::agents::{Agent, AgentState};
+use crate::amd::{Amd, AmdPolicy, CallAction, Decision, GreetingEndDetector, MachineAction, Reason, Verdict};
 use crate::pacing::{self, AgentId, CallId, Event, Pacer, PacingMode, Time};
 use crm::dialer_store::{AttemptResult, CallOutcome, ClaimedLead, DialerCampaignId, DialerConfig, DisposeReport};
 use crm::{Actor, Millis, Store, UserId};
@@ -97,6 +112,14 @@ pub trait Lines: Send + Sync + 'static {
     /// Starts recording an answered call into `path` (until it ends).
     fn record(&self, _call: &str, _path: &std::path::Path) -> impl Future<Output = Result<(), String>> + Send {
         async { Err("recording is not supported by these lines".to_string()) }
+    }
+    /// Listens to an answered call: the callee's inbound audio as 20 ms
+    /// frames of 8 kHz 16-bit PCM for the next `max` of audio (the channel
+    /// closes after that, or when the call ends). Frames may be dropped
+    /// if the listener lags; the sender never waits. Used by AMD; lines
+    /// without it make AMD treat every answer as a person.
+    fn listen(&self, _call: &str, _max: Duration) -> impl Future<Output = Result<mpsc::Receiver<[i16; 160]>, String>> + Send {
+        async { Err("listening is not supported by these lines".to_string()) }
     }
 }
 
@@ -155,6 +178,11 @@ pub struct Stats {
     /// The same in microseconds (answer event seen → media switched).
     pub bridge_p50_us: u64,
     pub bridge_p99_us: u64,
+    /// AMD verdicts on answered calls (all 0 with AMD off). Machines are
+    /// not live answers unless passed to an agent.
+    pub amd_humans: u64,
+    pub amd_machines: u64,
+    pub amd_not_sure: u64,
 }
 
 #[derive(Debug)]
@@ -299,6 +327,71 @@ struct Line {
     booked: bool,
     /// Its SIP dialog is kept in the store (removed when it ends).
     dialog: bool,
+    /// Answered, AMD listening: neither waiting for an agent nor booked.
+    analysing: bool,
+}
+
+/// What the AMD task concluded about an answered call.
+#[derive(Debug)]
+struct AmdReport {
+    call: String,
+    decision: Decision,
+    action: CallAction,
+}
+
+/// The runtime's AMD policy for a campaign's settings (`None`: off).
+pub fn amd_policy(cfg: &DialerConfig) -> Option<AmdPolicy> {
+    let on_machine = match cfg.amd.mode.as_str() {
+        "hangup" => MachineAction::HangUp,
+        "message" => MachineAction::LeaveMessage { prompt: cfg.amd.prompt.clone() },
+        "agent" => MachineAction::PassToAgent,
+        _ => return None,
+    };
+    Some(AmdPolicy { enabled: true, on_machine, ..AmdPolicy::default() })
+}
+
+/// Runs the detector on a call's audio until it decides (or its analysis
+/// time, plus a second of slack for late or missing packets, has passed:
+/// then `NotSure`); for a machine whose message is to be left, then waits
+/// for the end of its greeting. Reports once.
+async fn analyse(call: String, mut rx: mpsc::Receiver<[i16; 160]>, policy: AmdPolicy, out: mpsc::Sender<AmdReport>) {
+    let mut amd = Amd::new(policy.detector.clone());
+    let cap = Duration::from_millis(u64::from(policy.detector.total_analysis_ms) + 1000);
+    let decided = tokio::time::timeout(cap, async {
+        while let Some(f) = rx.recv().await {
+            if let Some(d) = amd.push_pcm(&f) {
+                return Some(d);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    // No decision: the audio stopped (no RTP, or the call ended) before
+    // the detector could tell.
+    let decision = decided.unwrap_or(Decision {
+        verdict: Verdict::NotSure,
+        reason: Reason::TooLong,
+        at_ms: amd.elapsed_ms(),
+        words: 0,
+        voice_ms: 0,
+        initial_silence_ms: amd.elapsed_ms(),
+    });
+    let action = policy.action_for(&decision);
+    if matches!(action, CallAction::LeaveMessageAfterGreeting { .. }) {
+        let mut g = GreetingEndDetector::new(policy.greeting_end.clone());
+        let cap = Duration::from_millis(u64::from(policy.greeting_end.max_wait_ms) + 1000);
+        let _ = tokio::time::timeout(cap, async {
+            while let Some(f) = rx.recv().await {
+                if g.push_pcm(&f).is_some() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+    let _ = out.send(AmdReport { call, decision, action }).await;
 }
 
 struct AgentSlot {
@@ -328,6 +421,8 @@ struct Task<L: Lines> {
     exhausted_until: Option<Instant>,
     /// When agents' legs were last checked for life.
     legs_checked: Instant,
+    amd: Option<AmdPolicy>,
+    amd_tx: mpsc::Sender<AmdReport>,
 }
 
 /// Books an attempt; a failure is logged (recovery closes what is left).
@@ -349,7 +444,10 @@ pub async fn spawn<L: Lines>(
     let camp = store.get_dialer_campaign(id).await?;
     let pacer = pacing_mode(&camp.config).build();
     let (tx, rx) = mpsc::channel(256);
+    let (amd_tx, amd_rx) = mpsc::channel(256);
     let task = Task {
+        amd: amd_policy(&camp.config),
+        amd_tx,
         store,
         lines,
         id,
@@ -370,7 +468,7 @@ pub async fn spawn<L: Lines>(
     // never leaks into other tasks sharing the thread.
     use tracing::Instrument;
     let span = tracing::info_span!("dialer", campaign_id = id.0);
-    let join = tokio::spawn(task.run(rx, events).instrument(span));
+    let join = tokio::spawn(task.run(rx, events, amd_rx).instrument(span));
     Ok((CampaignHandle { tx }, join))
 }
 
@@ -395,13 +493,14 @@ impl<L: Lines> Task<L> {
     }
 
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut events: mpsc::Receiver<LineEvent>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut events: mpsc::Receiver<LineEvent>, mut amd_rx: mpsc::Receiver<AmdReport>) {
         let mut tick = tokio::time::interval(self.opts.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.on_tick().await,
                 Some(e) = events.recv() => self.on_line(e).await,
+                Some(r) = amd_rx.recv() => self.on_amd(r).await,
                 cmd = rx.recv() => match cmd {
                     None | Some(Command::Stop) => break,
                     Some(c) => self.on_command(c).await,
@@ -587,7 +686,7 @@ impl<L: Lines> Task<L> {
                 // this call up at the carrier with nothing to end it.
                 let dialog = self.keep_dialog(lead.attempt_id, &call, false).await;
                 let _ = self.store.dialer_attempt_progress(lead.attempt_id, Some(&call), None, None, None).await;
-                self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false, dialog });
+                self.calls.insert(call.clone(), Line { attempt_id: lead.attempt_id, pacer_id: pid, answered: None, agent: None, for_agent, booked: false, dialog, analysing: false });
                 if let Some(slot) = for_agent.and_then(|a| self.agents.get_mut(&a))
                     && let Some((_, c)) = slot.reserved.as_mut()
                 {
@@ -636,7 +735,6 @@ impl<L: Lines> Task<L> {
                 let Some(line) = self.calls.get_mut(&call) else { return };
                 line.answered = Some(Instant::now());
                 let (attempt, pid, for_agent) = (line.attempt_id, line.pacer_id, line.for_agent);
-                self.stats.live_answers += 1;
                 let now_ms = self.now_ms();
                 // The answered dialog (remote tag, target, route set)
                 // replaces the early one: what a BYE after a crash needs.
@@ -646,6 +744,12 @@ impl<L: Lines> Task<L> {
                     l.dialog = true;
                 }
                 let _ = self.store.dialer_attempt_progress(attempt, None, Some(now_ms), None, None).await;
+                // AMD first (not for a call an agent is already reserved
+                // for: they are waiting for it and hear it themselves).
+                if for_agent.is_none() && self.start_amd(&call).await {
+                    return;
+                }
+                self.stats.live_answers += 1;
                 self.feed(vec![Event::CallAnswered(pid)]);
                 if let Some(agent) = for_agent {
                     if self.agents.get(&agent).is_some_and(|s| s.reserved.is_some()) && self.connect(agent, &call).await {
@@ -698,6 +802,12 @@ impl<L: Lines> Task<L> {
                     self.feed(evs);
                     return;
                 }
+                if line.analysing {
+                    // Gone while AMD listened: counted as an answer that
+                    // found no agent (the conservative reading).
+                    self.stats.live_answers += 1;
+                    self.feed(vec![Event::CallAnswered(line.pacer_id)]);
+                }
                 let result = match (line.answered, how) {
                     // Answered and gone before any agent: an abandon.
                     (Some(_), _) => {
@@ -715,6 +825,77 @@ impl<L: Lines> Task<L> {
                 if let Err(e) = self.store.dialer_finish(line.attempt_id, result, now_ms).await {
                     tracing::warn!(error = %e, "booking an attempt failed");
                 }
+            }
+        }
+    }
+
+    /// Starts AMD on an answered call if the campaign has it on; whether
+    /// it did (else the call goes to an agent at once).
+    async fn start_amd(&mut self, call: &str) -> bool {
+        let Some(policy) = self.amd.clone() else { return false };
+        let mut max = u64::from(policy.detector.total_analysis_ms);
+        if matches!(policy.on_machine, MachineAction::LeaveMessage { .. }) {
+            max += u64::from(policy.greeting_end.max_wait_ms);
+        }
+        let rx = match self.lines.listen(call, Duration::from_millis(max)).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(error = %e, call = %call, "AMD cannot listen; the call goes to an agent");
+                return false;
+            }
+        };
+        let Some(line) = self.calls.get_mut(call) else { return false };
+        line.analysing = true;
+        tokio::spawn(analyse(call.to_string(), rx, policy, self.amd_tx.clone()));
+        true
+    }
+
+    /// Acts on AMD's decision about a call still up.
+    async fn on_amd(&mut self, r: AmdReport) {
+        let Some(line) = self.calls.get_mut(&r.call) else { return };
+        if !line.analysing || line.booked {
+            return;
+        }
+        line.analysing = false;
+        let (attempt, pid) = (line.attempt_id, line.pacer_id);
+        let label = match r.decision.verdict {
+            Verdict::Human => {
+                self.stats.amd_humans += 1;
+                "human"
+            }
+            Verdict::Machine => {
+                self.stats.amd_machines += 1;
+                "machine"
+            }
+            Verdict::NotSure => {
+                self.stats.amd_not_sure += 1;
+                "not_sure"
+            }
+        };
+        tracing::debug!(call = %r.call, verdict = label, at_ms = r.decision.at_ms, reason = ?r.decision.reason, "AMD decided");
+        if let Err(e) = self.store.dialer_attempt_amd(attempt, label).await {
+            tracing::warn!(error = %e, attempt, "booking the AMD verdict failed");
+        }
+        match r.action {
+            CallAction::ToAgent => {
+                // The grace time runs from here, the end of the greeting.
+                line.answered = Some(Instant::now());
+                self.stats.live_answers += 1;
+                self.feed(vec![Event::CallAnswered(pid)]);
+                self.waiting.push_back(r.call);
+                self.serve_waiting().await;
+            }
+            CallAction::HangUp | CallAction::LeaveMessageAfterGreeting { .. } => {
+                line.booked = true;
+                let done = match &r.action {
+                    CallAction::LeaveMessageAfterGreeting { prompt } => self.lines.abandon(&r.call, prompt).await,
+                    _ => self.lines.hangup(&r.call).await,
+                };
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, call = %r.call, "ending a machine call failed");
+                }
+                self.feed(vec![Event::CallFailed(pid)]);
+                book(&self.store, attempt, AttemptResult::Machine, self.now_ms()).await;
             }
         }
     }

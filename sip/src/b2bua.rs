@@ -395,6 +395,15 @@ impl B2bua {
         Ok(self.media.play(self.leg_of(call).await?, prompt)?)
     }
 
+    /// Taps the call's inbound audio (what the far end says) as decoded
+    /// 20 ms PCM frames for the next `max` of audio; see
+    /// [`crate::media::Media::tap`] (bounded, frames dropped if the
+    /// consumer lags). The dialer's answering-machine detection listens
+    /// to an answered call this way before it bridges it.
+    pub async fn tap(&self, call: &CallId, max: std::time::Duration, cap: usize) -> Result<tokio::sync::mpsc::Receiver<crate::media::PcmFrame>, B2buaError> {
+        Ok(self.media.tap(self.leg_of(call).await?, max, cap)?)
+    }
+
     /// Starts (`Some(path)`) or stops (`None`) recording the call, both
     /// directions as a 2-channel WAV. When the call is bridged, that is the
     /// whole conversation: left the far end, right what it heard.

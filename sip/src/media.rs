@@ -127,6 +127,7 @@ enum Cmd {
     Play { id: LegId, prompt: Prompt },
     StopPlay(LegId),
     Record { id: LegId, writer: Option<WavWriter> },
+    Tap { id: LegId, tx: mpsc::Sender<PcmFrame>, samples: u64 },
     Close(LegId),
     Stats(LegId, oneshot::Sender<Option<LegStats>>),
     Shutdown,
@@ -260,6 +261,20 @@ impl Media {
         self.send(Cmd::Record { id, writer: Some(writer) })
     }
 
+    /// Taps the far end's inbound audio: the media thread sends it,
+    /// decoded to 16-bit linear PCM in 20 ms frames ([`PcmFrame`]), to the
+    /// returned channel for the next `max` of audio, then closes it (also
+    /// when the leg closes). The channel holds `cap` frames; when the
+    /// consumer falls behind, frames are dropped, never waited for. A new
+    /// tap replaces the leg's previous one. DTMF events are not tapped.
+    /// Used by the dialer's answering-machine detection.
+    pub fn tap(&self, id: LegId, max: Duration, cap: usize) -> Result<mpsc::Receiver<PcmFrame>, MediaError> {
+        let (tx, rx) = mpsc::channel(cap.max(1));
+        let samples = u64::try_from(max.as_millis()).unwrap_or(u64::MAX).saturating_mul(8);
+        self.send(Cmd::Tap { id, tx, samples })?;
+        Ok(rx)
+    }
+
     /// Stops recording and finishes the file.
     pub fn record_stop(&self, id: LegId) -> Result<(), MediaError> {
         self.send(Cmd::Record { id, writer: None })
@@ -313,6 +328,44 @@ impl Recording {
     }
 }
 
+/// 20 ms of 8 kHz 16-bit linear PCM, as a [`Media::tap`] delivers it.
+pub type PcmFrame = [i16; FRAME_SAMPLES as usize];
+
+/// A leg's inbound audio going to a consumer ([`Media::tap`]).
+struct Tap {
+    tx: mpsc::Sender<PcmFrame>,
+    /// Samples still to deliver.
+    left: u64,
+    frame: PcmFrame,
+    fill: usize,
+    dropped: u64,
+}
+
+impl Tap {
+    /// Decodes `payload` into frames and offers each to the consumer
+    /// (`try_send`: a full channel drops the frame). Returns `false` once
+    /// the tap is over (its length reached, or the consumer gone).
+    fn push(&mut self, codec: Codec, payload: &[u8]) -> bool {
+        for &b in payload {
+            if self.left == 0 {
+                return false;
+            }
+            self.frame[self.fill] = codec.decode(b);
+            self.fill += 1;
+            self.left -= 1;
+            if self.fill == self.frame.len() {
+                self.fill = 0;
+                match self.tx.try_send(self.frame) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => self.dropped += 1,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
+            }
+        }
+        self.left > 0
+    }
+}
+
 struct Leg {
     id: LegId,
     sock: mio::net::UdpSocket,
@@ -328,6 +381,7 @@ struct Leg {
     out: Rewriter,
     play: Option<Playing>,
     rec: Option<Recording>,
+    tap: Option<Tap>,
     dtmf: Detector,
     stats: LegStats,
 }
@@ -441,7 +495,7 @@ impl Engine {
                 }
                 let out = Rewriter::new(rand::random(), rand::random(), rand::random());
                 let stats = LegStats { ssrc: out.ssrc(), ..LegStats::default() };
-                let leg = Leg { id, sock, codec, telephone_event: None, remote: None, latched: false, last_rx: None, peer: None, fwd_epoch: 0, out, play: None, rec: None, dtmf: Detector::default(), stats };
+                let leg = Leg { id, sock, codec, telephone_event: None, remote: None, latched: false, last_rx: None, peer: None, fwd_epoch: 0, out, play: None, rec: None, tap: None, dtmf: Detector::default(), stats };
                 if slot == self.legs.len() {
                     self.legs.push(Some(leg));
                 } else {
@@ -498,6 +552,11 @@ impl Engine {
                         finish(l.id, old);
                     }
                     l.rec = writer.map(|writer| Recording { writer, rx: VecDeque::new(), tx: VecDeque::new(), next_at: now + FRAME, frame: Vec::with_capacity(2 * FRAME_SAMPLES as usize) });
+                }
+            }
+            Cmd::Tap { id, tx, samples } => {
+                if let Some(l) = self.leg(id) {
+                    l.tap = (samples > 0).then(|| Tap { tx, left: samples, frame: [0; FRAME_SAMPLES as usize], fill: 0, dropped: 0 });
                 }
             }
             Cmd::Close(id) => {
@@ -587,8 +646,18 @@ impl Engine {
                     let id = leg.id;
                     self.emit(MediaEvent::Dtmf { leg: id, digit: d.digit, duration_ms: d.duration_ms });
                 }
-            } else if let (Some(c), Some(rec)) = (in_codec, leg.rec.as_mut()) {
-                Recording::push(&mut rec.rx, c, payload);
+            } else {
+                if let (Some(c), Some(rec)) = (in_codec, leg.rec.as_mut()) {
+                    Recording::push(&mut rec.rx, c, payload);
+                }
+                if let (Some(c), Some(tap)) = (in_codec, leg.tap.as_mut())
+                    && !tap.push(c, payload)
+                {
+                    if tap.dropped > 0 {
+                        tracing::debug!(leg = %leg.id, dropped = tap.dropped, "tap consumer fell behind; frames dropped");
+                    }
+                    leg.tap = None;
+                }
             }
             let Some(Some(leg)) = self.legs.get(slot) else { return };
             let (Some(p), te_in, epoch) = (leg.peer, leg.telephone_event, leg.fwd_epoch) else { continue };

@@ -83,6 +83,11 @@ impl Lines for B2buaLines {
         self.b2bua.record(&call_id(call)?, Some(path)).await.map_err(|e| e.to_string())
     }
 
+    async fn listen(&self, call: &str, max: Duration) -> Result<mpsc::Receiver<[i16; 160]>, String> {
+        // 64 frames (1.28 s) of slack before the media thread drops any.
+        self.b2bua.tap(&call_id(call)?, max, 64).await.map_err(|e| e.to_string())
+    }
+
     async fn dialog(&self, call: &str) -> Option<String> {
         self.b2bua.dialog(&CallId::parse(call)?).await
     }

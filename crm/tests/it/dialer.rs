@@ -448,3 +448,39 @@ async fn abandon_rates_over_their_windows() {
     })
     .await;
 }
+
+/// AMD settings: a mode that does not exist, or `message` without the
+/// message, is refused with its field and nothing is created; the
+/// detector's verdict is stored on the attempt (only the three known).
+#[tokio::test]
+async fn amd_settings_are_checked_and_the_verdict_is_booked() {
+    each_store(|t| async move {
+        let s = &t.store;
+        let a = system();
+        for (mode, prompt, field) in [("beep", "", "amd.mode"), ("message", " ", "amd.prompt")] {
+            let mut c = config("amd-bad");
+            c.amd = crm::dialer_store::AmdSettings { mode: mode.into(), prompt: prompt.into() };
+            let f = fields(s.create_dialer_campaign(&a, c, NOW).await.unwrap_err());
+            assert_eq!(f, vec![field.to_string()], "{}", t.name);
+        }
+        assert!(s.dialer_campaigns().await.unwrap().is_empty(), "nothing created ({})", t.name);
+        let off = s.create_dialer_campaign(&a, config("amd-off"), NOW).await.unwrap();
+        assert!(!off.config.amd.enabled(), "AMD is off unless asked for");
+        let mut c = config("amd-msg");
+        c.amd = crm::dialer_store::AmdSettings { mode: "message".into(), prompt: "leave.wav".into() };
+        let camp = s.create_dialer_campaign(&a, c, NOW).await.unwrap();
+        assert_eq!(camp.config.amd.mode, "message");
+        let p = party(s, "Amd", "+39 02 1234 5690", false).await;
+        s.dialer_add_leads(&a, camp.id, &[(Some(p), "+39 02 1234 5690".into(), 0)], NOW).await.unwrap();
+        let claim = s.dialer_claim(camp.id, 1, NOW, "n1").await.unwrap();
+        let attempt = claim.leads[0].attempt_id;
+        assert!(matches!(s.dialer_attempt_amd(attempt, "robot").await, Err(Error::Invalid(_))));
+        s.dialer_attempt_amd(attempt, "machine").await.unwrap();
+        s.dialer_finish(attempt, crm::dialer_store::AttemptResult::Machine, NOW + 1000).await.unwrap();
+        let rows = s.dialer_attempts(camp.id).await.unwrap();
+        assert_eq!((rows[0].amd.as_deref(), rows[0].result.as_deref()), (Some("machine"), Some("machine")), "{}", t.name);
+        let st = s.dialer_abandon_stats(camp.id, NOW + 2000).await.unwrap();
+        assert_eq!(st.machine_30d, 1, "{}", t.name);
+    })
+    .await;
+}

@@ -631,3 +631,245 @@ async fn preview_cards_over_http() {
     let rows = app.store.dialer_leads(crm::dialer_store::DialerCampaignId(id)).await.unwrap();
     assert!(rows.iter().all(|l| l.state != "in_flight"), "stop leaves nothing in flight");
 }
+
+/// Synthetic callee audio for AMD, 8 kHz linear PCM: "words" are bursts
+/// of a 150 Hz voice with harmonics under a rounded envelope, silence is
+/// faint line noise (the shapes `dialer/tests/it/amd.rs` classifies).
+struct Voice {
+    pcm: Vec<i16>,
+    noise: u64,
+}
+
+impl Voice {
+    fn new() -> Self {
+        Voice { pcm: Vec::new(), noise: 0x2545_F491_4F6C_DD1D }
+    }
+    fn hiss(&mut self, amp: f32) -> f32 {
+        self.noise ^= self.noise << 13;
+        self.noise ^= self.noise >> 7;
+        self.noise ^= self.noise << 17;
+        ((self.noise >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * amp
+    }
+    fn silence(mut self, ms: u32) -> Self {
+        for _ in 0..ms * 8 {
+            let v = self.hiss(20.0);
+            self.pcm.push(v as i16);
+        }
+        self
+    }
+    fn word(mut self, ms: u32) -> Self {
+        let n = ms * 8;
+        for i in 0..n {
+            let t = i as f32 / 8000.0;
+            let env = (std::f32::consts::PI * i as f32 / n as f32).sin().powf(0.3);
+            let v: f32 = (1..6).map(|h| (2.0 * std::f32::consts::PI * 150.0 * h as f32 * t).sin() / h as f32).sum();
+            let s = env * 5000.0 * v + self.hiss(320.0);
+            self.pcm.push(s.clamp(-32767.0, 32767.0) as i16);
+        }
+        self
+    }
+    /// A machine greeting: words with gaps too short to separate them.
+    fn talk(mut self, ms: u32) -> Self {
+        let mut done = 0;
+        while done < ms {
+            self = self.word(400).silence(30);
+            done += 430;
+        }
+        self
+    }
+    /// The audio as a pcap of PCMU RTP packets, 20 ms apart (Ethernet,
+    /// IPv4, UDP), for sipp's `play_pcap_audio`.
+    fn pcap(&self, path: &std::path::Path) {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            if v == 0x0004_0002 {
+                out.extend_from_slice(&2u16.to_le_bytes());
+                out.extend_from_slice(&4u16.to_le_bytes());
+            } else {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        for (i, chunk) in self.pcm.chunks(160).enumerate() {
+            let mut rtp = vec![0x80u8, 0];
+            rtp.extend_from_slice(&(i as u16).to_be_bytes());
+            rtp.extend_from_slice(&((i * 160) as u32).to_be_bytes());
+            rtp.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            rtp.extend(chunk.iter().map(|&s| sip::g711::ulaw_encode(s)));
+            let udp_len = 8 + rtp.len();
+            let ip_len = 20 + udp_len;
+            let mut frame = vec![0u8; 12];
+            frame.extend_from_slice(&[0x08, 0x00]);
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
+            ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+            let sum = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+            let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+            ip[10..12].copy_from_slice(&sum.to_be_bytes());
+            frame.extend_from_slice(&ip);
+            frame.extend_from_slice(&6000u16.to_be_bytes());
+            frame.extend_from_slice(&6002u16.to_be_bytes());
+            frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            frame.extend_from_slice(&[0, 0]);
+            frame.extend_from_slice(&rtp);
+            let us = i as u32 * 20_000;
+            out.extend_from_slice(&(us / 1_000_000).to_le_bytes());
+            out.extend_from_slice(&(us % 1_000_000).to_le_bytes());
+            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            out.extend_from_slice(&frame);
+        }
+        std::fs::write(path, out).unwrap();
+    }
+}
+
+/// A carrier (sipp) that answers at once and plays `pcap` as the callee's
+/// voice, then waits for our BYE.
+fn carrier_playing(dir: &std::path::Path, name: &str, pcap: &std::path::Path) -> std::path::PathBuf {
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="carrier {name}">
+  <recv request="INVITE" crlf="true"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=carrier 1 2 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true">
+    <action>
+      <exec play_pcap_audio="{pcap}"/>
+    </action>
+  </recv>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"#,
+        pcap = pcap.display()
+    );
+    let p = dir.join(format!("{name}.xml"));
+    std::fs::write(&p, xml).unwrap();
+    p
+}
+
+/// Answering-machine detection live: two campaigns with AMD `hangup`, each
+/// dialing one lead through a sipp carrier that answers with synthetic
+/// audio played as RTP — a short "hello" then silence (a person), and a
+/// long continuous greeting (a machine). An agent is ready on a
+/// nailed-up leg for each. The person is bridged to the agent and booked
+/// `human`; the machine is hung up, never bridged, booked `machine` (the
+/// result the retry rules and the UK abandon form count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amd_tells_a_person_from_a_machine_live() {
+    if !sipp_available() {
+        return;
+    }
+    let app = crate::harness::spawn_sqlite().await;
+    let sip = app.sip.expect("sip on");
+    let dir = tempfile::tempdir().unwrap();
+    let human = dir.path().join("human.pcap");
+    Voice::new().silence(400).word(400).silence(4000).pcap(&human);
+    let machine = dir.path().join("machine.pcap");
+    Voice::new().silence(300).talk(6000).silence(500).pcap(&machine);
+    app.user("boss", "admin", None).await;
+    let s = app.login("boss").await;
+    let mut pops = app.pops.lock().unwrap().take().expect("pops");
+    let target = sip.to_string();
+    let leg_xml = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/agent_leg.xml");
+    let mut procs = Vec::new();
+    let mut camps = Vec::new();
+    for (i, (name, pcap)) in [("human", &human), ("machine", &machine)].into_iter().enumerate() {
+        let i = i as u16;
+        let xml = carrier_playing(dir.path(), name, pcap);
+        let trunk = format!("127.0.0.1:{}", 35801 + i);
+        procs.push(sipp(
+            &["-sf", &xml.to_string_lossy(), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", &(36800 + 10 * i).to_string(), "-ci", "127.0.0.1", "-cp", &(38801 + i).to_string(), "-p", &(35801 + i).to_string(), "-m", "10"],
+            dir.path(),
+        ));
+        let c = app
+            .post(&s, "/api/dialer/campaigns", json!({"name": format!("AMD {name}"), "trunk": trunk, "pacing": "progressive", "ring_timeout_s": 15,
+                "window": {"start": "00:00", "end": "23:59"}, "amd": {"mode": "hangup"}, "amd_fp_rate": 0.05}))
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+        let id = c.body["id"].as_i64().unwrap();
+        let leads = vec![(None, format!("+39 02 5555 {:04}", 100 + i), 0)];
+        app.store.dialer_add_leads(&crm::Actor::system(), crm::dialer_store::DialerCampaignId(id), &leads, crm::now_ms()).await.unwrap();
+        // The agent's leg first, then start: the one call finds them ready.
+        procs.push(sipp(
+            &["-sf", leg_xml, &target, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", &(36840 + 10 * i).to_string(), "-ci", "127.0.0.1", "-cp", &(38811 + i).to_string(), "-p", &(35811 + i).to_string(), "-s", "agent", "-m", "1", "-cid_str", &format!("amd-leg-{i}")],
+            dir.path(),
+        ));
+        let pop = tokio::time::timeout(Duration::from_secs(10), pops.recv()).await.expect("agent leg arrives").unwrap();
+        let st = app.post(&s, &format!("/api/dialer/campaigns/{id}/start"), json!({})).await;
+        assert_eq!(st.body["live"], true, "{}", st.text);
+        let uid = app.user(&format!("amd{i}"), "admin", None).await;
+        let r = app.post(&s, &format!("/api/dialer/campaigns/{id}/agent"), json!({"action": "login", "leg": pop.call_id, "agent_id": uid})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        camps.push((name, crm::dialer_store::DialerCampaignId(id)));
+    }
+    // Each attempt gets its verdict within the 2.5 s cap (plus ringing and
+    // slack); the machine's is also closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut settled = 0;
+        for (name, id) in &camps {
+            let a = app.store.dialer_attempts(*id).await.unwrap();
+            settled += usize::from(a.first().is_some_and(|a| a.amd.is_some() && (if *name == "human" { a.bridged_at.is_some() } else { a.ended_at.is_some() })));
+        }
+        if settled == camps.len() || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, hid) = camps[0];
+    let (_, mid) = camps[1];
+    let h = app.store.dialer_attempts(hid).await.unwrap();
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].amd.as_deref(), Some("human"), "{h:?}");
+    assert!(h[0].bridged_at.is_some() && h[0].agent_id.is_some(), "the person is bridged to the agent: {h:?}");
+    let m = app.store.dialer_attempts(mid).await.unwrap();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].amd.as_deref(), Some("machine"), "{m:?}");
+    assert_eq!(m[0].result.as_deref(), Some("machine"), "{m:?}");
+    assert!(m[0].bridged_at.is_none() && m[0].agent_id.is_none(), "the machine is never bridged: {m:?}");
+    let ms = app.get(&s, &format!("/api/dialer/campaigns/{}/stats", mid.0)).await;
+    assert_eq!(ms.body["live"]["amd_machines"], 1, "{}", ms.text);
+    assert_eq!(ms.body["live"]["live_answers"], 0, "a machine is no live answer: {}", ms.text);
+    assert_eq!(ms.body["window"]["machine_30d"], 1, "{}", ms.text);
+    let hs = app.get(&s, &format!("/api/dialer/campaigns/{}/stats", hid.0)).await;
+    assert_eq!(hs.body["live"]["amd_humans"], 1, "{}", hs.text);
+    assert_eq!(hs.body["live"]["abandons"], 0, "{}", hs.text);
+    // The lead of the machine waits for the machine retry rule.
+    let leads = app.store.dialer_leads(mid).await.unwrap();
+    assert_eq!((leads[0].state.as_str(), leads[0].last_result.as_deref()), ("ready", Some("machine")));
+    for (_, id) in &camps {
+        app.post(&s, &format!("/api/dialer/campaigns/{}/stop", id.0), json!({})).await;
+    }
+    drop(procs);
+}
