@@ -369,3 +369,48 @@ fn port_range_is_respected() {
         thread.join().unwrap();
     });
 }
+
+/// The tap for answering-machine detection: the far end's audio arrives
+/// decoded in 20 ms frames (PCMA and odd packet sizes re-framed), DTMF is
+/// not tapped, the channel closes after the asked length, a consumer that
+/// reads nothing makes the media thread drop frames rather than wait (the
+/// bridged peer still gets every packet), and bridging is unaffected.
+#[tokio::test]
+async fn tap_delivers_decoded_frames_for_a_bounded_time_and_never_blocks() {
+    let (media, _events, thread) = Media::start(MediaConfig::new([127, 0, 0, 1].into())).unwrap();
+    let (callee, agent) = (far_end().await, far_end().await);
+    let (lc, lc_addr) = media.open_leg(Codec::Pcma).unwrap();
+    media.set_remote(lc, None, Codec::Pcma, Some(101)).unwrap();
+    // 100 ms of audio; room for every frame.
+    let mut rx = media.tap(lc, Duration::from_millis(100), 16).unwrap();
+    let a = g711::alaw_encode(1200);
+    // 80-sample packets: two make one frame. A DTMF packet in between is not audio.
+    send_stream_pt(&callee, lc_addr, 7, 1, 3, &[a; 80], 8).await;
+    send_stream_pt(&callee, lc_addr, 7, 4, 1, &[0x01, 0x0a, 0x00, 0xa0], 101).await;
+    send_stream_pt(&callee, lc_addr, 7, 5, 9, &[a; 80], 8).await;
+    let mut frames = Vec::new();
+    while let Ok(Some(f)) = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
+        frames.push(f);
+    }
+    // 12 packets of 10 ms, but the tap ends at 100 ms: five frames, then closed.
+    assert_eq!(frames.len(), 5);
+    assert!(frames.iter().all(|f| f.len() == 160 && f.iter().all(|&s| s == g711::alaw_decode(a))));
+    // A consumer that never reads: frames beyond its room are dropped, the
+    // bridged agent still hears every packet.
+    let (la, _) = media.open_leg(Codec::Pcmu).unwrap();
+    media.set_remote(la, Some(agent.local_addr().unwrap()), Codec::Pcmu, None).unwrap();
+    media.bridge(lc, la).unwrap();
+    let mut slow = media.tap(lc, Duration::from_secs(10), 2).unwrap();
+    send_stream_pt(&callee, lc_addr, 7, 20, 20, &[a; 160], 8).await;
+    assert_eq!(collect(&agent, 20, Duration::from_secs(3)).await.len(), 20, "relaying never waits for the tap");
+    let mut got = 0;
+    while slow.try_recv().is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 2, "the two frames that fit; the rest dropped");
+    // Closing the leg ends the tap.
+    media.close_leg(lc).unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(3), slow.recv()).await.unwrap().is_none());
+    drop(media);
+    thread.join().unwrap();
+}
