@@ -293,7 +293,7 @@ async function agentDesk() {
     msg.textContent = '';
     if (!camp.value) { localStorage.setItem('centralino.agentState', 'ready'); show('ready'); msg.textContent = t('dialerMissing'); return; }
     try {
-      if (loggedIn !== cid()) {
+      if (loggedIn !== cid() || !phone.pc) {
         phoneState.textContent = t('phoneConnecting');
         await openPhone(audio);
         phoneState.textContent = t('phoneOn') + ' · ' + phone.leg;
@@ -442,6 +442,17 @@ async function agentDesk() {
     campaigns = await api('GET', '/api/dialer/campaigns');
     for (const c of campaigns) camp.append(el('option', { value: c.id }, c.config.name + (c.running ? '' : ' (' + t('stopped') + ')')));
   } catch (_) { /* no dialer */ }
+  // A reload with a card open (not yet booked) shows that card again, with
+  // its notes and form drafts, and the agent's state read from the dialer;
+  // the disposition is booked on that campaign as before the reload.
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem('centralino.card') || 'null'); } catch (_) { saved = null; }
+  if (saved && saved.user === ME.id && saved.campaign && campaigns.some((c) => c.id === saved.campaign)) {
+    camp.value = String(saved.campaign);
+    loggedIn = saved.campaign;
+    handlers.connected(saved);
+    try { show((await action('state')).state); } catch (_) { /* the socket tells */ }
+  }
   if (!campaigns.length) { const s = localStorage.getItem('centralino.agentState'); show(s === 'ready' ? 'ready' : s === 'paused' ? 'paused' : 'logged_out'); }
   try {
     const a = await api('GET', '/api/activities?period=today&limit=20');

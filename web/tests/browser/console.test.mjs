@@ -265,6 +265,14 @@ try {
     assert.equal(await page.inputValue('#q-solar'), 'yes');
     assert.equal(await page.inputValue('#callback-at'), '2030-01-07T10:30');
     assert.deepEqual(JSON.parse(await page.evaluate((c) => localStorage.getItem('centralino.draft.' + c), callId)), { 'q.solar': 'yes', callback_at: '2030-01-07T10:30' });
+    // A reload of the page with the card open: the same card comes back
+    // with its notes and form input, and the agent's state from the dialer.
+    await page.reload();
+    await page.waitForSelector(`#card .card.live[data-call="${callId}"] .party[data-party="${lead.id}"]`, { timeout: 10000 });
+    await page.waitForSelector('#agent-state[data-state=wrap_up]', { timeout: 10000 });
+    assert.equal(await page.inputValue('#notes'), 'interested in the offer');
+    assert.equal(await page.inputValue('#q-solar'), 'yes');
+    assert.equal(await page.inputValue('#callback-at'), '2030-01-07T10:30');
     await page.click('#card button.dispo:has-text("Interested")');
     const done = await page.waitForSelector('#disposed', { timeout: 10000 });
     assert.equal(await done.getAttribute('data-lead-state'), 'done');
