@@ -336,3 +336,224 @@ async fn an_agent_only_callback_waits_for_its_agent() {
     h.stop().await;
     join.await.unwrap();
 }
+
+/// Synthetic callee audio (8 kHz PCM): voiced "words" and faint noise.
+struct Voice(Vec<i16>, u64);
+impl Voice {
+    fn new() -> Self {
+        Voice(Vec::new(), 0x2545_F491_4F6C_DD1D)
+    }
+    fn hiss(&mut self, amp: f32) -> f32 {
+        self.1 ^= self.1 << 13;
+        self.1 ^= self.1 >> 7;
+        self.1 ^= self.1 << 17;
+        ((self.1 >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * amp
+    }
+    fn silence(mut self, ms: u32) -> Self {
+        for _ in 0..ms * 8 {
+            let v = self.hiss(20.0);
+            self.0.push(v as i16);
+        }
+        self
+    }
+    fn word(mut self, ms: u32) -> Self {
+        let n = ms * 8;
+        for i in 0..n {
+            let t = i as f32 / 8000.0;
+            let env = (std::f32::consts::PI * i as f32 / n as f32).sin().powf(0.3);
+            let v: f32 = (1..6).map(|h| (2.0 * std::f32::consts::PI * 150.0 * h as f32 * t).sin() / h as f32).sum();
+            let s = env * 5000.0 * v + self.hiss(320.0);
+            self.0.push(s.clamp(-32767.0, 32767.0) as i16);
+        }
+        self
+    }
+    fn talk(mut self, ms: u32) -> Self {
+        let mut done = 0;
+        while done < ms {
+            self = self.word(400).silence(30);
+            done += 430;
+        }
+        self
+    }
+}
+
+#[derive(Default)]
+struct AmdLog {
+    listened: usize,
+    bridged: Vec<String>,
+    /// (call, prompt, frames the callee had sent by then)
+    messages: Vec<(String, String, usize)>,
+    hung_up: Vec<String>,
+    number_of: HashMap<String, String>,
+    frames_sent: HashMap<String, Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+/// Every call answers after 50 ms. What the callee says depends on the
+/// number's last digit: 5 a "hello" then silence (a person), 6 a 3 s
+/// greeting then silence (a machine), 7 nothing at all (no RTP).
+struct Talking {
+    tx: mpsc::Sender<LineEvent>,
+    log: Mutex<AmdLog>,
+    seq: Mutex<u64>,
+}
+
+impl Lines for Talking {
+    async fn dial(&self, number: &str, _caller: &str, _trunk: SocketAddr, _ring: Duration) -> Result<String, String> {
+        let call = {
+            let mut s = self.seq.lock().map_err(|_| "poisoned")?;
+            *s += 1;
+            format!("amd-call-{s}")
+        };
+        self.log.lock().map_err(|_| "poisoned")?.number_of.insert(call.clone(), number.to_string());
+        let (tx, c) = (self.tx.clone(), call.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(LineEvent::Answered { call: c }).await;
+        });
+        Ok(call)
+    }
+    async fn bridge(&self, _agent_leg: &str, call: &str) -> Result<(), String> {
+        self.log.lock().map_err(|_| "poisoned")?.bridged.push(call.to_string());
+        Ok(())
+    }
+    async fn abandon(&self, call: &str, prompt: &str) -> Result<(), String> {
+        {
+            let mut l = self.log.lock().map_err(|_| "poisoned")?;
+            let sent = l.frames_sent.get(call).map_or(0, |n| n.load(std::sync::atomic::Ordering::SeqCst));
+            l.messages.push((call.to_string(), prompt.to_string(), sent));
+        }
+        let _ = self.tx.send(LineEvent::Ended { call: call.to_string(), how: LineEnd::Completed }).await;
+        Ok(())
+    }
+    async fn hangup(&self, call: &str) -> Result<(), String> {
+        self.log.lock().map_err(|_| "poisoned")?.hung_up.push(call.to_string());
+        let _ = self.tx.send(LineEvent::Ended { call: call.to_string(), how: LineEnd::Completed }).await;
+        Ok(())
+    }
+    async fn listen(&self, call: &str, max: Duration) -> Result<mpsc::Receiver<[i16; 160]>, String> {
+        let (tx, rx) = mpsc::channel(64);
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let number = {
+            let mut l = self.log.lock().map_err(|_| "poisoned")?;
+            l.listened += 1;
+            l.frames_sent.insert(call.to_string(), sent.clone());
+            l.number_of.get(call).cloned().unwrap_or_default()
+        };
+        let pcm = match number.bytes().last() {
+            Some(b'5') => Voice::new().silence(300).word(400).silence(6000).0,
+            Some(b'6') => Voice::new().silence(300).talk(3000).silence(4000).0,
+            _ => return Ok(rx), // no RTP: the sender is dropped, nothing comes
+        };
+        let frames = usize::try_from(max.as_millis() / 20).unwrap_or(usize::MAX);
+        tokio::spawn(async move {
+            // Faster than real time: the detector counts samples, not clock.
+            for f in pcm.chunks_exact(160).take(frames) {
+                let mut fr = [0i16; 160];
+                fr.copy_from_slice(f);
+                if tx.send(fr).await.is_err() {
+                    return;
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(4)).await;
+            }
+        });
+        Ok(rx)
+    }
+}
+
+async fn amd_campaign(amd: serde_json::Value, numbers: &[&str]) -> (tempfile::TempDir, Store, crm::dialer_store::DialerCampaignId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreOptions::new(dir.path().join("d.db").to_string_lossy().to_string())).await.unwrap();
+    let a = Actor::system();
+    let cfg: DialerConfig = serde_json::from_value(serde_json::json!({"name": "amd", "trunk": "127.0.0.1:5070", "pacing": "progressive", "amd": amd})).unwrap();
+    let camp = store.create_dialer_campaign(&a, cfg, NOW).await.unwrap();
+    let leads: Vec<_> = numbers.iter().map(|n| (None, n.to_string(), 0)).collect();
+    store.dialer_add_leads(&a, camp.id, &leads, NOW).await.unwrap();
+    // The agents (user ids 1 and 2) exist: attempts name them.
+    for n in ["ann", "bob"] {
+        let u = crm::auth::NewUser { username: n.into(), display_name: None, password: format!("{n}-password-long"), role: "agent".into(), team_id: None };
+        store.create_user(&a, u).await.unwrap();
+    }
+    (dir, store, camp.id)
+}
+
+/// Runs a campaign with two agents until every lead has its first
+/// attempt booked, disposing the agents' calls; returns the stats.
+async fn run_amd(store: &Store, id: crm::dialer_store::DialerCampaignId, lines: Arc<Talking>, rx: mpsc::Receiver<LineEvent>) -> runtime::Stats {
+    let (h, join) = runtime::spawn(store.clone(), lines, id, rx, start_opts()).await.unwrap();
+    let agents: Vec<crm::UserId> = store.list_users(&Actor::system()).await.unwrap().into_iter().map(|u| u.id).collect();
+    assert_eq!(agents.len(), 2);
+    for (i, ag) in agents.iter().enumerate() {
+        h.login(*ag, format!("leg-{i}")).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for &ag in &agents {
+            if h.agent_state(ag).await.unwrap().as_deref() == Some("on_call") {
+                let d = Disposition { final_: true, callback_at: None, callback_agent_only: false, answers: vec![], outcome: None };
+                h.dispose(ag, d).await.unwrap();
+            }
+        }
+        let rows = store.dialer_leads(id).await.unwrap();
+        if rows.iter().all(|l| l.attempts >= 1 && l.state != "in_flight") || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = h.stats().await.unwrap();
+    h.stop().await;
+    join.await.unwrap();
+    stats
+}
+
+/// AMD `message`: the person is bridged and booked `human`; the machine
+/// gets the campaign's message only once its greeting has ended (after
+/// the 3 s greeting and the end-of-greeting silence), is never bridged
+/// and is booked `machine`; a silent line (no audio at all) is not sure,
+/// so it goes to an agent. Machines are no live answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amd_message_after_the_greeting_and_people_to_agents() {
+    let (_d, store, id) = amd_campaign(serde_json::json!({"mode": "message", "prompt": "leave.wav"}), &["+39 02 1234 5005", "+39 02 1234 5006", "+39 02 1234 5007"]).await;
+    let (tx, rx) = mpsc::channel(256);
+    let lines = Arc::new(Talking { tx, log: Mutex::new(AmdLog::default()), seq: Mutex::new(0) });
+    let stats = run_amd(&store, id, lines.clone(), rx).await;
+    let by_number: HashMap<String, crm::dialer_store::AttemptRow> = store
+        .dialer_attempts(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (lines.log.lock().unwrap().number_of[a.call_id.as_deref().unwrap()].clone(), a))
+        .collect();
+    let (person, machine, silent) = (&by_number["+390212345005"], &by_number["+390212345006"], &by_number["+390212345007"]);
+    assert_eq!((person.amd.as_deref(), person.result.as_deref()), (Some("human"), Some("disposed")), "{person:?}");
+    assert!(person.bridged_at.is_some() && person.agent_id.is_some(), "{person:?}");
+    assert_eq!((machine.amd.as_deref(), machine.result.as_deref()), (Some("machine"), Some("machine")), "{machine:?}");
+    assert!(machine.bridged_at.is_none() && machine.agent_id.is_none(), "{machine:?}");
+    assert_eq!((silent.amd.as_deref(), silent.result.as_deref()), (Some("not_sure"), Some("disposed")), "{silent:?}");
+    let log = lines.log.lock().unwrap();
+    assert_eq!(log.listened, 3);
+    assert!(!log.bridged.contains(machine.call_id.as_ref().unwrap()));
+    assert_eq!(log.messages.len(), 1, "{:?}", log.messages);
+    let (call, prompt, frames) = &log.messages[0];
+    assert_eq!((call, prompt.as_str()), (machine.call_id.as_ref().unwrap(), "leave.wav"));
+    // Greeting 300 ms + ~3 s of talk, then 2 s of silence end it: the
+    // message is not left before 5 s of the callee's audio.
+    assert!(*frames >= 250, "message left after {frames} frames (20 ms each): before the greeting ended");
+    assert_eq!((stats.amd_humans, stats.amd_machines, stats.amd_not_sure), (1, 1, 1), "{stats:?}");
+    assert_eq!(stats.live_answers, 2, "the machine is no live answer: {stats:?}");
+    assert_eq!(stats.abandons, 0, "{stats:?}");
+}
+
+/// AMD off (the default): nothing listens, every answer goes to an agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amd_off_never_listens() {
+    let (_d, store, id) = amd_campaign(serde_json::json!({"mode": "off"}), &["+39 02 1234 5005", "+39 02 1234 5006"]).await;
+    let (tx, rx) = mpsc::channel(256);
+    let lines = Arc::new(Talking { tx, log: Mutex::new(AmdLog::default()), seq: Mutex::new(0) });
+    let stats = run_amd(&store, id, lines.clone(), rx).await;
+    assert_eq!(lines.log.lock().unwrap().listened, 0);
+    assert_eq!(lines.log.lock().unwrap().bridged.len(), 2);
+    let rows = store.dialer_attempts(id).await.unwrap();
+    assert!(rows.iter().all(|a| a.amd.is_none() && a.result.as_deref() == Some("disposed")), "{rows:?}");
+    assert_eq!((stats.live_answers, stats.amd_humans + stats.amd_machines + stats.amd_not_sure), (2, 0));
+}
