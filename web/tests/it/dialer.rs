@@ -858,6 +858,10 @@ async fn amd_tells_a_person_from_a_machine_live() {
     assert_eq!(m[0].amd.as_deref(), Some("machine"), "{m:?}");
     assert_eq!(m[0].result.as_deref(), Some("machine"), "{m:?}");
     assert!(m[0].bridged_at.is_none() && m[0].agent_id.is_none(), "the machine is never bridged: {m:?}");
+    let (h_ms, m_ms) = (h[0].bridged_at.unwrap() - h[0].answered_at.unwrap(), m[0].ended_at.unwrap() - m[0].answered_at.unwrap());
+    eprintln!("amd live: person answered->bridged {h_ms} ms, machine answered->hung up {m_ms} ms");
+    // Decided within the 2.5 s analysis cap (plus slack for the load).
+    assert!(m_ms <= 4000 && h_ms <= 4000, "person {h_ms} ms, machine {m_ms} ms");
     let ms = app.get(&s, &format!("/api/dialer/campaigns/{}/stats", mid.0)).await;
     assert_eq!(ms.body["live"]["amd_machines"], 1, "{}", ms.text);
     assert_eq!(ms.body["live"]["live_answers"], 0, "a machine is no live answer: {}", ms.text);
