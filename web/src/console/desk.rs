@@ -62,6 +62,8 @@ pub struct Desk {
     campaigns: Arc<Mutex<HashMap<i64, i64>>>,
     /// The last screen-pop rendered for the sockets that see all of it.
     last_pop: Arc<Mutex<Option<RenderedPop>>>,
+    /// The calls' line events (resubscribed by each click-to-call).
+    lines: Arc<OnceLock<Mutex<broadcast::Receiver<LineEvent>>>>,
 }
 
 impl Default for Desk {
@@ -73,6 +75,7 @@ impl Default for Desk {
             calls: Default::default(),
             campaigns: Default::default(),
             last_pop: Default::default(),
+            lines: Default::default(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl Desk {
     ) -> tokio::task::JoinHandle<()> {
         self.softphones.set_b2bua(b2bua.clone(), media_ip);
         let _ = self.b2bua.set(b2bua.clone());
+        let _ = self.lines.set(Mutex::new(lines.resubscribe()));
         let desk = self.clone();
         tokio::spawn(async move {
             loop {
@@ -286,6 +290,83 @@ async fn hangup(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<StatusCo
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualDial {
+    /// The number to call (E.164, or national in the store's region).
+    pub number: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Dialed {
+    /// The customer call, bridged to the caller's softphone leg.
+    pub call: String,
+    /// The number dialled, E.164.
+    pub number: String,
+}
+
+/// `POST /api/console/dial`: click-to-call. The caller (logged in to a
+/// campaign with their softphone, ready or paused, not on a call) is paused
+/// on the dialer (so it connects no customer to them meanwhile), the number
+/// is dialled through the campaign's trunk with its caller id, and on answer
+/// the call is bridged to the agent's leg and the card pops as for a dialer
+/// call. Answers once bridged; an unanswered call is a 409 with how it ended.
+async fn manual_dial(State(st): State<AppState>, Auth(a): Auth, Json(body): Json<ManualDial>) -> ApiResult<axum::Json<Dialed>> {
+    let number = PhoneNumber::parse(&body.number, st.store.default_region()).map_err(|e| ApiError::field("number", e))?;
+    let user = a.user.0;
+    let p = st.desk.softphones.of(user).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no-softphone", "open the softphone first"))?;
+    if st.desk.call_of(user).is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "on-call", "already on a call"));
+    }
+    let campaign = st.desk.campaigns.lock().ok().and_then(|m| m.get(&user).copied()).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "not-logged-in", "log in to a campaign first"))?;
+    let b = st.desk.b2bua.get().cloned().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off"))?;
+    let cfg = st.store.get_dialer_campaign(crm::dialer_store::DialerCampaignId(campaign)).await?.config;
+    let trunk: std::net::SocketAddr = cfg.trunk.parse().map_err(|_| ApiError::new(StatusCode::CONFLICT, "bad-trunk", format!("the campaign's trunk {:?} is not an address", cfg.trunk)))?;
+    let state = |a: &str| crate::api::dialer::AgentAction { action: a.to_string(), leg: None, reason: Some("manual".to_string()), agent_id: None };
+    let now = crate::api::dialer::agent(State(st.clone()), Auth(a.clone()), Id(campaign), Json(state("state"))).await?;
+    match now.0.state.as_deref() {
+        Some("ready") => {
+            let now = crate::api::dialer::agent(State(st.clone()), Auth(a.clone()), Id(campaign), Json(state("pause"))).await?;
+            st.desk.emit(DeskEvent::Agent { user, username: a.username.clone(), campaign, state: now.0.state.clone(), reason: Some("manual".into()), at: crm::now_ms() });
+        }
+        Some("paused") => {}
+        other => return Err(ApiError::new(StatusCode::CONFLICT, "busy", format!("the agent is {} on the dialer", other.unwrap_or("logged out")))),
+    }
+    let mut rx = st.desk.lines.get().and_then(|m| m.lock().ok().map(|r| r.resubscribe())).ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no-telephony", "telephony is off"))?;
+    let ring = std::time::Duration::from_secs(u64::try_from(cfg.ring_timeout_s).unwrap_or(25));
+    let caller = if cfg.caller_id.trim().is_empty() { "anonymous".to_string() } else { cfg.caller_id.clone() };
+    let dial = sip::endpoint::Dial { trunk, number: number.as_str().to_string(), caller, rtp: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), auth: None, ring_timeout: Some(ring) };
+    let call = b.dial(dial).await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "dial", e.to_string()))?;
+    let id = call.to_string();
+    let waited = tokio::time::timeout(ring + std::time::Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Ok(LineEvent::Answered { call }) if call == id => return Ok(()),
+                Ok(LineEvent::Ended { call, how }) if call == id => return Err(format!("{how:?}")),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Err("telephony stopped".to_string()),
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(Ok(())) => {}
+        Ok(Err(how)) => return Err(ApiError::new(StatusCode::CONFLICT, "not-answered", format!("the call was not answered: {how}"))),
+        Err(_) => {
+            let _ = b.hangup(&call).await;
+            return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "not-answered", "no answer"));
+        }
+    }
+    let leg = p.leg.to_string();
+    let leg_id = sip::msg::CallId::parse(&leg).ok_or_else(|| ApiError::not_found("leg"))?;
+    if let Err(e) = b.bridge(&leg_id, &call).await {
+        let _ = b.hangup(&call).await;
+        return Err(ApiError::new(StatusCode::CONFLICT, "bridge", e.to_string()));
+    }
+    st.desk.on_bridge(&st.store, &b, &leg, &id).await;
+    Ok(axum::Json(Dialed { call: id, number: number.as_str().to_string() }))
+}
+
 /// The agent's current call and the B2BUA, or the error to answer with.
 fn current(st: &AppState, user: i64) -> ApiResult<(B2bua, sip::msg::CallId)> {
     let call = st.desk.call_of(user).ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no-call", "no call now"))?;
@@ -407,6 +488,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/console/hangup", post(hangup))
         .route("/api/console/dtmf", post(dtmf))
         .route("/api/console/hold", post(hold))
+        .route("/api/console/dial", post(manual_dial))
 }
 
 /// Whether `actor` may see this desk event: their own, or anyone's for

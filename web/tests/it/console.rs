@@ -253,3 +253,151 @@ fn dtmf_keys_become_tones() {
     assert!(five[..960].iter().any(|s| s.unsigned_abs() > 8000));
     assert!(five[960..].iter().all(|s| *s == 0));
 }
+
+/// A sipp process killed when dropped.
+struct Sipp(std::process::Child);
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Click-to-call: an agent logged in to a campaign with a WebRTC softphone
+/// leg dials a number; the carrier (sipp) gets the INVITE for that number,
+/// answers, and the call is bridged to the agent's leg (the softphone
+/// reports the call and its SIP-side RTP; the agent is paused on the dialer
+/// meanwhile). A bad number is a 422 on `number` and dials nothing; a second
+/// click while on the call is a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_bridges_the_agent_leg() {
+    use ::rtc::media_stream::MediaStreamTrack;
+    use ::rtc::peer_connection::configuration::media_engine::{MIME_TYPE_PCMU, MediaEngine};
+    use ::rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+    use ::webrtc::media_stream::track_local::TrackLocal;
+    use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+    use ::webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCSessionDescription};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    struct Gathered(tokio::sync::mpsc::Sender<()>);
+    #[async_trait::async_trait]
+    impl PeerConnectionEventHandler for Gathered {
+        async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+            if s == RTCIceGatheringState::Complete {
+                let _ = self.0.try_send(());
+            }
+        }
+    }
+    let has_sipp = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("sipp").is_file()));
+    if !has_sipp {
+        assert!(std::env::var("CENTRALINO_REQUIRE_PEERS").as_deref() != Ok("1"), "sipp is not on PATH but CENTRALINO_REQUIRE_PEERS=1");
+        eprintln!("note: sipp not on PATH, skipping click-to-call");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let carrier_xml = concat!(env!("CARGO_MANIFEST_DIR"), "/../sip/scenarios/carrier_answer.xml");
+    let _carrier = Sipp(
+        std::process::Command::new("sipp")
+            .args(["-sf", carrier_xml, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", "36820", "-ci", "127.0.0.1", "-cp", "38821", "-p", "35821", "-m", "1", "-rtp_echo", "-trace_msg", "-nostdin"])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn sipp"),
+    );
+
+    let app = spawn_sqlite().await;
+    assert!(app.sip.is_some(), "the harness runs SIP");
+    app.user("boss", "admin", None).await;
+    let boss = app.login("boss").await;
+    let c = app
+        .post(&boss, "/api/dialer/campaigns", serde_json::json!({"name": "Manual", "trunk": "127.0.0.1:35821", "caller_id": "+390200000001", "pacing": "progressive", "window": {"start": "00:00", "end": "23:59"}}))
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let id = c.body["id"].as_i64().expect("id");
+    assert_eq!(app.post(&boss, &format!("/api/dialer/campaigns/{id}/start"), serde_json::json!({})).await.body["live"], true);
+    app.user("ag", "agent", None).await;
+    let s = app.login("ag").await;
+    assert_eq!(app.post(&s, "/api/console/dial", serde_json::json!({"number": "+39 011 555 0123"})).await.status, StatusCode::CONFLICT, "no softphone yet");
+
+    let pcmu = RTCRtpCodec { mime_type: MIME_TYPE_PCMU.to_owned(), clock_rate: 8000, channels: 1, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] };
+    let mut engine = MediaEngine::default();
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: pcmu.clone(), payload_type: 0 }, RtpCodecKind::Audio).expect("codec");
+    let (tx, mut gathered) = tokio::sync::mpsc::channel(1);
+    let settings = ::rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder::new().with_include_loopback_candidate(true).build();
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(engine)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Gathered(tx)))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+        .build()
+        .await
+        .expect("client pc");
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "client".into(),
+        "mic".into(),
+        "mic".into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(0x1234_5678), ..Default::default() }, codec: pcmu, ..Default::default() }],
+    )));
+    pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.expect("track");
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
+    let offer = pc.local_description().await.expect("offer sdp").sdp;
+    let r = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": offer})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    pc.set_remote_description(RTCSessionDescription::answer(r.body["sdp"].as_str().expect("sdp").to_string()).expect("answer")).await.expect("remote");
+    // The client keeps talking for the rest of the test.
+    let talker = tokio::spawn(async move {
+        let mut seq = 0u16;
+        loop {
+            seq = seq.wrapping_add(1);
+            let header = ::rtc::rtp::Header { version: 2, payload_type: 0, sequence_number: seq, timestamp: u32::from(seq) * 160, ssrc: 0x1234_5678, ..Default::default() };
+            let _ = track.write_rtp(::rtc::rtp::Packet { header, payload: vec![0xffu8; 160].into() }).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let login = app.post(&s, &format!("/api/console/campaigns/{id}/agent"), serde_json::json!({"action": "login"})).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+
+    for bad in ["12ab", "", "+39"] {
+        assert_eq!(app.post(&s, "/api/console/dial", serde_json::json!({"number": bad})).await.problem(422), ["number"], "{bad:?}");
+    }
+    let r = app.post(&s, "/api/console/dial", serde_json::json!({"number": "+39 011 555 0123"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["number"], "+390115550123");
+    let call = r.body["call"].as_str().expect("call").to_string();
+    let state = app.post(&s, &format!("/api/console/campaigns/{id}/agent"), serde_json::json!({"action": "state"})).await;
+    assert_eq!(state.body["state"], "paused", "the dialer sends no customer meanwhile: {}", state.text);
+    let mut now = serde_json::Value::Null;
+    for _ in 0..100 {
+        now = app.get(&s, "/api/console/softphone").await.body;
+        if now["call_rtp"]["received"].as_u64().unwrap_or(0) >= 10 && now["call_rtp"]["sent"].as_u64().unwrap_or(0) >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(now["call"], call.as_str(), "the agent's leg is bridged to the call: {now}");
+    assert!(now["call_rtp"]["sent"].as_u64().unwrap_or(0) >= 10 && now["call_rtp"]["received"].as_u64().unwrap_or(0) >= 10, "audio flows on the carrier leg: {now}");
+    assert_eq!(app.post(&s, "/api/console/dial", serde_json::json!({"number": "+39 011 555 0124"})).await.status, StatusCode::CONFLICT, "already on a call");
+    assert_eq!(app.post(&s, "/api/console/hangup", serde_json::json!({})).await.status, StatusCode::NO_CONTENT);
+    talker.abort();
+    let _ = pc.close().await;
+    // The carrier saw one INVITE, for that number.
+    let mut log = String::new();
+    for _ in 0..50 {
+        if let Some(f) = std::fs::read_dir(dir.path()).expect("dir").flatten().find(|e| e.file_name().to_string_lossy().ends_with("_messages.log")) {
+            log = std::fs::read_to_string(f.path()).unwrap_or_default();
+            if log.contains("BYE sip:") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let invites: Vec<&str> = log.lines().filter(|l| l.starts_with("INVITE sip:")).collect();
+    assert_eq!(invites.len(), 1, "{log}");
+    assert!(invites[0].starts_with("INVITE sip:+390115550123@"), "{}", invites[0]);
+}
