@@ -24,7 +24,7 @@ const T = {
     leave: 'Log out of the campaign', script: 'Script', yes: 'yes', no: 'no', nextLead: 'Next lead (preview)', dial: 'Dial', skip: 'Skip', hold: 'Hold', unhold: 'Resume', campaign: 'Campaign', phoneOff: 'Softphone off', phoneConnecting: 'Softphone connecting…', phoneOn: 'Softphone on', mute: 'Mute (m)', unmute: 'Unmute (m)', hangup: 'Hang up (h)',
     card: 'Customer card', connected: 'Connected', disposed: 'Booked', lead: 'lead', callbackAt: 'Callback at (for a callback outcome)', wrapUp: 'Wrap-up', stopped: 'stopped',
     logged_out: 'Logged out', on_call: 'On call', wrap_up: 'Wrap-up', reserved: 'Reserved', paused: 'Paused',
-    due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
+    callNumber: 'Call', due: 'Due', subject: 'Subject', state: 'State', priority: 'Priority', direction: 'Direction', outcome: 'Outcome', when: 'When', action: 'Action',
   },
   it: {
     login: 'Accedi', username: 'Utente', password: 'Password', logout: 'Esci', badLogin: 'Utente o password errati',
@@ -44,7 +44,7 @@ const T = {
     leave: 'Esci dalla campagna', script: 'Copione', yes: 'sì', no: 'no', nextLead: 'Prossimo contatto (anteprima)', dial: 'Chiama', skip: 'Salta', hold: 'Attesa', unhold: 'Riprendi', campaign: 'Campagna', phoneOff: 'Softphone spento', phoneConnecting: 'Softphone in connessione…', phoneOn: 'Softphone attivo', mute: 'Muto (m)', unmute: 'Riattiva (m)', hangup: 'Riaggancia (h)',
     card: 'Scheda cliente', connected: 'In linea', disposed: 'Registrato', lead: 'contatto', callbackAt: 'Richiamata alle (per un esito di richiamata)', wrapUp: 'Post-chiamata', stopped: 'ferma',
     logged_out: 'Disconnesso', on_call: 'In chiamata', wrap_up: 'Post-chiamata', reserved: 'Riservato', paused: 'In pausa',
-    due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
+    callNumber: 'Chiama', due: 'Scadenza', subject: 'Oggetto', state: 'Stato', priority: 'Priorità', direction: 'Direzione', outcome: 'Esito', when: 'Quando', action: 'Azione',
   },
 };
 const DESKS = ['support', 'agent', 'wallboard', 'marketer'];
@@ -82,6 +82,21 @@ async function api(method, path, body) {
   if (!r.ok) { const e = new Error((data && (data.detail || data.title)) || r.statusText); e.status = r.status; throw e; }
   return data;
 }
+
+// Click-to-call: every phone number shown is a button that dials it from
+// the agent's softphone leg (POST /api/console/dial); the answer pops the
+// card as a dialer call does. The number is shown as text.
+function phoneLink(number) {
+  if (!number) return '';
+  const b = el('button', { class: 'c2c', type: 'button', 'data-number': number, title: t('callNumber') + ' ' + number }, number);
+  b.addEventListener('click', async () => {
+    const out = $('#agent-msg') || $('#c2c-msg');
+    b.disabled = true;
+    try { await api('POST', '/api/console/dial', { number }); if (out) out.textContent = ''; } catch (e) { if (out) out.textContent = t('callNumber') + ' ' + number + ': ' + e.message; } finally { b.disabled = false; }
+  });
+  return b;
+}
+window.centralinoPhoneLink = phoneLink;
 
 function panel(title, ...kids) { return el('section', { class: 'panel' }, el('h2', {}, title), ...kids); }
 function table(cols, rows) {
@@ -172,7 +187,7 @@ async function supportDesk() {
 async function showPop(box, ev) {
   box.replaceChildren();
   const head = el('div', { class: 'card ringing', id: 'pop-' + ev.call_id, 'data-call': ev.call_id },
-    el('div', { class: 'muted' }, t('incoming') + ' · ' + (ev.caller_e164 || ev.caller) + ' → ' + ev.callee + ' · ' + when(ev.at)));
+    el('div', { class: 'muted' }, t('incoming') + ' · ', phoneLink(ev.caller_e164 || ev.caller), ' → ' + ev.callee + ' · ' + when(ev.at)), el('span', { class: 'muted', id: 'c2c-msg' }));
   box.append(head);
   if (!ev.parties.length) {
     head.append(el('div', { class: 'name' }, t('unknown')));
@@ -265,7 +280,7 @@ async function agentDesk() {
     if (now.state !== 'reserved' || !now.card) return;
     const c = now.card;
     const name = el('div', { class: 'name party-name' }, c.number);
-    const box = el('div', { class: 'card preview', id: 'preview-card', 'data-lead': c.lead_id }, el('div', { class: 'muted' }, t('nextLead') + ' · ' + c.number), name,
+    const box = el('div', { class: 'card preview', id: 'preview-card', 'data-lead': c.lead_id }, el('div', { class: 'muted' }, t('nextLead') + ' · ', phoneLink(c.number)), name,
       el('div', { class: 'row' }, el('button', { class: 'primary', id: 'preview-dial', type: 'button', onclick: async () => {
         try { await api('POST', '/api/dialer/campaigns/' + loggedIn + '/preview/dial', {}); box.classList.add('dialing'); box.dataset.dialing = '1'; } catch (e) { msg.textContent = e.message; }
       } }, t('dial') + ' (d)'), el('button', { class: 'secondary', id: 'preview-skip', type: 'button', onclick: async () => {
@@ -401,7 +416,7 @@ async function agentDesk() {
     preview.replaceChildren();
     clearInterval(wrapTimer); wrap.textContent = '';
     show('on_call');
-    const head = el('div', { class: 'card live', id: 'call-' + ev.call, 'data-call': ev.call }, el('div', { class: 'muted' }, t('connected') + ' · ' + ev.number + ' · ' + when(ev.at)));
+    const head = el('div', { class: 'card live', id: 'call-' + ev.call, 'data-call': ev.call }, el('div', { class: 'muted' }, t('connected') + ' · ', phoneLink(ev.number), ' · ' + when(ev.at)));
     card.replaceChildren(head);
     if (!ev.parties.length) head.append(el('div', { class: 'name party-name' }, t('unknown')));
     for (const p of ev.parties.slice(0, 1)) {

@@ -141,6 +141,8 @@ try {
     const card = await page.waitForSelector(`.party[data-party="${carla.id}"]`, { timeout: 10000 });
     assert.equal(ended, false, 'the card must pop while the call still rings');
     assert.equal((await card.$eval('.party-name', (e) => e.textContent)), 'Carla Neri');
+    // The caller's number is a click-to-call button.
+    assert.equal(await page.textContent('#pops button.c2c[data-number="+393475550101"]'), '+393475550101');
     await page.waitForTimeout(800); // let the history and calls tables fill in
     await page.screenshot({ path: join(screens, 'support.png'), fullPage: true });
     assert.equal(await call.done, 0, 'sipp call');
@@ -151,6 +153,9 @@ try {
     await page.waitForFunction(() => document.querySelector('.party-name')?.textContent.includes('script'), null, { timeout: 10000 });
     assert.equal(await page.textContent('.party-name'), '<script>alert(1)</script>');
     assert.equal(await page.$$eval('#pops script', (s) => s.length), 0);
+    // A click-to-call number is text too, whatever it holds.
+    const evil = '<img src=x onerror=alert(2)>';
+    assert.deepEqual(await page.evaluate((n) => { const b = window.centralinoPhoneLink(n); document.querySelector('#pops').append(b); return [b.tagName, b.textContent, b.dataset.number, b.querySelectorAll('*').length]; }, evil), ['BUTTON', evil, evil, 0]);
     assert.equal(dialogs, 0, 'no script ran');
     await page.screenshot({ path: join(screens, 'support-escaped.png') });
     call.proc.kill('SIGTERM');
@@ -208,6 +213,7 @@ try {
     await page.waitForFunction(() => document.body.dataset.phone === 'connected', null, { timeout: 15000 });
     const card = await page.waitForSelector(`#card .card.live .party[data-party="${lead.id}"]`, { timeout: 20000 });
     assert.equal(await card.$eval('.party-name', (e) => e.textContent), 'Dario Verdi');
+    assert.equal(await page.textContent('#card .card.live button.c2c'), '+390115550199', 'the dialled number is a click-to-call button');
     await page.waitForSelector('#agent-state[data-state=on_call]');
     // The wallboard saw the agent go ready, then the call.
     await wall.waitForSelector(`#agents [data-agent="${me.id}"][data-state=on_call]`, { timeout: 10000 });
