@@ -281,7 +281,9 @@ async fn agents_work(h: &Http, id: i64, sip: &str, dir: &std::path::Path, round:
         let (port, cport, mport) = ((35460 + n).to_string(), (38460 + n).to_string(), (36500 + 10 * n).to_string());
         let leg = format!("crash-leg-{round}-{i}");
         legs.push(sipp(&["-sf", leg_xml, sip, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", &mport, "-ci", "127.0.0.1", "-cp", &cport, "-p", &port, "-s", "agent", "-m", "1", "-cid_str", &leg], dir));
-        let until = std::time::Instant::now() + Duration::from_secs(10);
+        // Generous: on a loaded CI box the restarted node may still be
+        // ending the calls the kill left up before its campaigns run.
+        let until = std::time::Instant::now() + Duration::from_secs(40);
         loop {
             let (st, _) = h.req(hyper::Method::POST, &format!("/api/dialer/campaigns/{id}/agent"), json!({"action": "login", "leg": leg, "agent_id": uid})).await;
             if st == StatusCode::OK {
@@ -361,7 +363,8 @@ async fn crash_and_restart_loses_nothing() {
             .spawn()
             .expect("spawn centralino")
     };
-    let mut child = serve();
+    // In a Proc so a failed assertion never leaves it holding the ports.
+    let mut child = Proc(serve());
     let h = Http::connect("127.0.0.1:35451").await;
     let (legs, before) = agents_work(&h, id, "127.0.0.1:35452", dir.path(), 0, &ids, Duration::from_secs(8), None).await;
     // The agents stop posting dispositions, so the calls they are bridged
@@ -371,8 +374,8 @@ async fn crash_and_restart_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // kill -9 mid-campaign.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     drop(legs);
     let mid = store.dialer_leads(camp.id).await.unwrap();
     let in_flight = mid.iter().filter(|l| l.state == "in_flight").count();
