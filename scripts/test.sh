@@ -12,6 +12,8 @@ export CENTRALINO_REQUIRE_PG=1
 # The mail and SIP tests skip without their peers unless this says they
 # were started (then a missing peer is a failure).
 export CENTRALINO_REQUIRE_PEERS=1
+# Third-party mail corpora (outside the repository) for mailgate's corpus test.
+[ -z "${CENTRALINO_CORPORA:-}" ] && [ -d /work/shared/corpora ] && export CENTRALINO_CORPORA=/work/shared/corpora
 # The lock file is committed; cargo may still refresh it here when a
 # concurrent commit left it a step behind the manifests (CI reaches crates.io).
 cargo test --workspace "$@"

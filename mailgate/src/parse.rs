@@ -76,13 +76,41 @@ pub mod flag {
 
 /// Parses a raw message. Never panics and never fails.
 pub fn parse(raw: &[u8], opts: &ParseOptions) -> Inbound {
-    match MessageParser::default().parse(raw) {
+    let mut inbound = match MessageParser::default().parse(raw) {
         // mail-parser makes a "message" of almost any bytes; without a single
         // header a person would recognise it is not one, and the rep is
         // better served by the raw source than by a parse of noise.
         Some(msg) if !msg.parts.is_empty() && has_mail_headers(&msg) => from_message(&msg, raw, opts),
         _ => unparsable(raw, opts),
+    };
+    without_nul(&mut inbound.mail);
+    inbound
+}
+
+/// Removes NUL characters from every text the store keeps: PostgreSQL
+/// refuses them in `text` columns (a UTF-16 body mail-parser cannot decode
+/// comes out full of them), and a database error is taken for an outage,
+/// so such a mail would stop its mailbox. The raw message keeps them.
+fn without_nul(m: &mut ParsedMail) {
+    fn strip(s: &mut String) {
+        if s.contains('\0') {
+            s.retain(|c| c != '\0');
+        }
     }
+    let ParsedMail { message_id, in_reply_to, references, subject, from_name, text, html_sanitized, attachments, flags, .. } = m;
+    for s in [subject, text].into_iter().chain(message_id.as_mut()).chain(from_name.as_mut()).chain(html_sanitized.as_mut()) {
+        strip(s);
+    }
+    for s in in_reply_to.iter_mut().chain(references.iter_mut()).chain(flags.iter_mut()) {
+        strip(s);
+    }
+    for a in attachments {
+        strip(&mut a.content_type);
+        if let Some(f) = a.filename.as_mut() {
+            strip(f);
+        }
+    }
+    m.message_id = m.message_id.take().filter(|s| !s.is_empty());
 }
 
 /// Whether the top part has at least one header of RFC 5322 or MIME. A

@@ -7,6 +7,7 @@
 
 mod bounce;
 mod campaign;
+mod corpus;
 mod harness;
 mod ingest;
 mod messaging;
