@@ -38,6 +38,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether trying the same thing again later may succeed: a database
+    /// outage, a lost connection, a lock timeout. Errors about the data
+    /// itself — PostgreSQL's data exceptions (SQLSTATE class 22, e.g. a NUL
+    /// in text) and constraint violations (class 23), SQLite's TOOBIG,
+    /// CONSTRAINT, MISMATCH and RANGE — will fail the same way every time,
+    /// as will every non-database error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::Database(db)) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let pg_data_class = code.len() == 5 && (code.starts_with("22") || code.starts_with("23"));
+                // SQLite reports (extended) result codes; the primary code is the low byte.
+                let sqlite_data = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25));
+                let constraint = !matches!(db.kind(), sqlx::error::ErrorKind::Other);
+                !(pg_data_class || sqlite_data || constraint)
+            }
+            Error::Db(_) | Error::Migrate(_) => true,
+            _ => false,
+        }
+    }
+
     /// One invalid field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid(vec![FieldError::new(field, reason)])

@@ -119,10 +119,11 @@ pub async fn handle_batch(store: &crm::Store, cfg: &MailboxConfig, opts: &ParseO
     }
 }
 
-/// A database error may pass (retry later); anything else is about the
-/// message and will not.
+/// A database outage may pass (retry later); an error about the message's
+/// data (the store refuses it) or anything else will not, so the mail stays
+/// stored, is left for a person, and the mailbox moves on.
 fn is_transient(e: &crm::Error) -> bool {
-    matches!(e, crm::Error::Db(_) | crm::Error::Migrate(_))
+    e.is_transient()
 }
 
 /// Ingests this mailbox's raw messages that were stored but never ingested

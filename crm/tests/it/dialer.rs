@@ -412,7 +412,7 @@ async fn abandon_rates_over_their_windows() {
         let leads: Vec<_> = (0..13).map(|i| (None, format!("+39 02 1234 57{i:02}"), 0)).collect();
         s.dialer_add_leads(&a, camp.id, &leads, NOW - 32 * 24 * 60 * MIN).await.unwrap();
         let day = 24 * 60 * MIN;
-        let mut book = |at: i64, r: AttemptResult, bridge_ms: Option<i64>| {
+        let book = |at: i64, r: AttemptResult, bridge_ms: Option<i64>| {
             let s = s.clone();
             async move {
                 let c = s.dialer_claim(camp.id, 1, at, "n").await.unwrap();

@@ -65,3 +65,26 @@ async fn stale_update_is_a_conflict() {
     })
     .await;
 }
+
+/// The store tells an outage (retry later) from data it refuses (retrying
+/// cannot help): a NOT NULL violation on both stores and, on PostgreSQL, a
+/// NUL inside text (SQLSTATE 22021) are not transient; a pool that timed
+/// out is.
+#[tokio::test]
+async fn data_the_store_refuses_is_not_a_transient_error() {
+    each_store(|ts| async move {
+        let mut tx = ts.store.begin().await.unwrap();
+        sqlx::query("CREATE TEMPORARY TABLE refuse_probe (id BIGINT PRIMARY KEY, s TEXT NOT NULL)").execute(&mut *tx).await.unwrap();
+        let not_null = sqlx::query("INSERT INTO refuse_probe (id, s) VALUES (1, NULL)").execute(&mut *tx).await.map_err(Error::from).unwrap_err();
+        assert!(!not_null.is_transient(), "{}: NOT NULL violation must not be retried: {not_null:?}", ts.name);
+        drop(tx);
+        if ts.name == "postgres" {
+            let mut tx = ts.store.begin().await.unwrap();
+            let nul = sqlx::query("SELECT CAST($1 AS TEXT)").bind("a\0b").execute(&mut *tx).await.map_err(Error::from).unwrap_err();
+            assert!(!nul.is_transient(), "a NUL in text must not be retried: {nul:?}");
+        }
+    })
+    .await;
+    assert!(Error::Db(sqlx::Error::PoolTimedOut).is_transient());
+    assert!(!Error::invalid("x", "bad").is_transient());
+}
