@@ -57,7 +57,11 @@ async fn pg_url() -> Option<String> {
 }
 
 async fn spawn_with(url: String, dir: Option<tempfile::TempDir>, backend: &'static str) -> TestApp {
-    let settings = web::RawConfig { http: Some("127.0.0.1:0".into()), sip: Some("127.0.0.1:0".into()), inbound_ring_secs: Some(1), trunks: vec!["127.0.0.1".into()], database_url: Some(url), ..Default::default() }.resolve().expect("settings");
+    spawn_configured(url, dir, backend, None).await
+}
+
+async fn spawn_configured(url: String, dir: Option<tempfile::TempDir>, backend: &'static str, campaigns: Option<web::config::RawCampaigns>) -> TestApp {
+    let settings = web::RawConfig { http: Some("127.0.0.1:0".into()), sip: Some("127.0.0.1:0".into()), inbound_ring_secs: Some(1), trunks: vec!["127.0.0.1".into()], database_url: Some(url), campaigns, ..Default::default() }.resolve().expect("settings");
     let app = web::Application::build(&settings).await.expect("build app");
     let addr = app.local_addr();
     let store = app.store().clone();
@@ -87,6 +91,24 @@ where
     f(spawn_sqlite().await).await;
     if let Some(url) = pg_url().await {
         f(spawn_with(url, None, "postgres").await).await;
+    } else if std::env::var("CENTRALINO_REQUIRE_PG").as_deref() == Ok("1") {
+        panic!("CENTRALINO_REQUIRE_PG=1 but CENTRALINO_TEST_PG is not set");
+    }
+}
+
+/// [`each_app`] with a `[campaigns]` section (relay, bounce mailbox,
+/// SMSC…) made per backend by `campaigns`.
+pub async fn each_app_with<C, F, Fut>(campaigns: C, f: F)
+where
+    C: Fn(&'static str) -> web::config::RawCampaigns,
+    F: Fn(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dir.path().join("web.db").to_string_lossy().to_string();
+    f(spawn_configured(url, Some(dir), "sqlite", Some(campaigns("sqlite"))).await).await;
+    if let Some(url) = pg_url().await {
+        f(spawn_configured(url, None, "postgres", Some(campaigns("postgres"))).await).await;
     } else if std::env::var("CENTRALINO_REQUIRE_PG").as_deref() == Ok("1") {
         panic!("CENTRALINO_REQUIRE_PG=1 but CENTRALINO_TEST_PG is not set");
     }
