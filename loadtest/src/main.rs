@@ -64,6 +64,18 @@ enum Cmd {
         /// Seeds per cell, read as consecutive days of one campaign.
         #[arg(long, default_value_t = 10)]
         seeds: u32,
+        /// Only these agent counts (comma-separated; default 10,20,50).
+        #[arg(long, value_delimiter = ',')]
+        only_n: Vec<u32>,
+        /// Only these live-answer probabilities (comma-separated; default 0.20,0.35).
+        #[arg(long, value_delimiter = ',')]
+        only_p: Vec<f64>,
+        /// Only modes whose label starts with one of these (e.g. predictive,progressive).
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
+        /// Only these scenarios (comma-separated; default all).
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
     },
     /// CTI screen-pop: INVITE sent → the caller's card on N agents' event sockets, beside a WebSocket ping round trip.
     ScreenPop(bench::screenpop::Args),
@@ -96,8 +108,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Tracking(a) => runtime()?.block_on(bench::tracking::run(a, &cli.common))?,
         Cmd::MailIngest(a) => runtime()?.block_on(bench::mail::run(a, &cli.common))?,
         Cmd::ImapLatency(a) => runtime()?.block_on(bench::mail::imap_latency(a, &cli.common))?,
-        Cmd::Dialer { seeds } => {
-            let records = dialer::sim::run_benchmark(&dialer::sim::BenchOptions { seeds: *seeds, ..Default::default() })?;
+        Cmd::Dialer { seeds, only_n, only_p, modes, scenarios } => {
+            let mut opts = dialer::sim::BenchOptions { seeds: *seeds, modes: modes.clone(), ..Default::default() };
+            if !only_n.is_empty() {
+                opts.agents = only_n.clone();
+            }
+            if !only_p.is_empty() {
+                opts.p_live = only_p.clone();
+            }
+            if !scenarios.is_empty() {
+                opts.scenarios = scenarios.clone();
+            }
+            let records = dialer::sim::run_benchmark(&opts)?;
             dialer::sim::print_table(&records);
             if let Some(path) = &cli.common.json {
                 dialer::sim::write_json(path, &records).with_context(|| format!("writing {}", path.display()))?;

@@ -31,6 +31,10 @@ pub struct BenchOptions {
     pub agents: Vec<u32>,
     pub p_live: Vec<f64>,
     pub scenarios: Vec<String>,
+    /// Only the modes whose label starts with one of these (`predictive`
+    /// matches `predictive3%` and `predictive1%`); empty means all.
+    #[serde(default)]
+    pub modes: Vec<String>,
     /// Worker threads; 0 means the machine's available parallelism.
     pub threads: usize,
 }
@@ -42,6 +46,7 @@ impl Default for BenchOptions {
             agents: vec![10, 20, 50],
             p_live: vec![0.20, 0.35],
             scenarios: scenario_names().iter().map(|s| s.to_string()).collect(),
+            modes: Vec::new(),
             threads: 0,
         }
     }
@@ -132,6 +137,12 @@ pub fn run_benchmark(opts: &BenchOptions) -> Result<Vec<Record>, SimError> {
                 let scenario = Scenario::named(name, agents, p)
                     .ok_or_else(|| SimError(format!("unknown scenario {name:?}")))?;
                 for mode in modes_for(&scenario) {
+                    let label = mode.label();
+                    if !opts.modes.is_empty()
+                        && !opts.modes.iter().any(|m| label.starts_with(m.as_str()))
+                    {
+                        continue;
+                    }
                     cells.push(Cell {
                         scenario: scenario.clone(),
                         mode,
