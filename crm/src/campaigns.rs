@@ -156,8 +156,13 @@ impl Store {
     /// address, each with its own fixed Message-ID. Launching twice adds
     /// nobody twice. Returns the number of rows created.
     pub async fn launch_message(&self, message: MessageId, mail_domain: &str, now: Millis) -> Result<u64> {
-        let row = sqlx::query("SELECT list_id FROM campaign_messages WHERE id = $1").bind(message).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT list_id, channel FROM campaign_messages WHERE id = $1").bind(message).fetch_optional(&self.read).await?;
         let Some(row) = row else { return Err(Error::NotFound("message")) };
+        let channel: String = row.try_get(1)?;
+        if matches!(Channel::parse(&channel), Ok(Channel::Sms | Channel::Fax)) {
+            // SMS and fax recipients are phone numbers, not addresses.
+            return self.launch_phone_message(message, mail_domain, now).await;
+        }
         let list: Option<i64> = row.try_get(0)?;
         let Some(list) = list else { return Err(Error::invalid("list_id", "the message has no list")) };
         let members = self.list_member_ids(&crate::Actor::system(), ListId(list)).await?;
