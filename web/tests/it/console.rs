@@ -136,8 +136,11 @@ async fn desk_events_are_cut_per_actor() {
 /// and opens nothing, and a real WebRTC client (the `webrtc` crate, PCMU
 /// only) gets an answer, connects over ICE/DTLS-SRTP on loopback, and its
 /// RTP is counted by the server's relay.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn softphone_leg_from_a_webrtc_client() {
+/// A webrtc-crate client leg as a browser would open it (PCMU only,
+/// loopback host candidates, a microphone track): offers to
+/// `/api/console/softphone` as `s`, applies the answer when it is a 200,
+/// and returns the connection, its microphone and the console's response.
+async fn softphone_client(app: &TestApp, s: &Session) -> (impl ::webrtc::peer_connection::PeerConnection, std::sync::Arc<::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>, crate::harness::Resp) {
     use ::rtc::media_stream::MediaStreamTrack;
     use ::rtc::peer_connection::configuration::media_engine::{MIME_TYPE_PCMU, MediaEngine};
     use ::rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -156,23 +159,6 @@ async fn softphone_leg_from_a_webrtc_client() {
             }
         }
     }
-
-    let app = spawn_sqlite().await;
-    assert!(app.sip.is_some(), "the harness runs SIP");
-    app.user("ag", "agent", None).await;
-    let s = app.login("ag").await;
-    assert_eq!(app.post(&Session::default(), "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::UNAUTHORIZED);
-    let bad = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"})).await;
-    assert_eq!(bad.problem(422), ["sdp"]);
-    assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND, "a bad offer opens nothing");
-    app.user("mk", "marketer", None).await;
-    let mk = app.login("mk").await;
-    assert_eq!(app.post(&mk, "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::FORBIDDEN, "marketers take no calls");
-    assert_eq!(app.post(&s, "/api/console/dtmf", serde_json::json!({"digits": "1x"})).await.problem(422), ["digits"]);
-    assert_eq!(app.post(&s, "/api/console/dtmf", serde_json::json!({"digits": "1"})).await.status, StatusCode::CONFLICT, "no call");
-    assert_eq!(app.post(&s, "/api/console/hold", serde_json::json!({"hold": true})).await.status, StatusCode::CONFLICT, "no call");
-    let no_phone = app.post(&s, "/api/console/campaigns/1/agent", serde_json::json!({"action": "login"})).await;
-    assert_eq!(no_phone.status, StatusCode::CONFLICT, "{}", no_phone.text);
 
     let pcmu = RTCRtpCodec { mime_type: MIME_TYPE_PCMU.to_owned(), clock_rate: 8000, channels: 1, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] };
     let mut engine = MediaEngine::default();
@@ -199,12 +185,39 @@ async fn softphone_leg_from_a_webrtc_client() {
     pc.set_local_description(offer).await.expect("local");
     let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
     let offer = pc.local_description().await.expect("offer sdp").sdp;
-    let r = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": offer})).await;
+    let r = app.post(s, "/api/console/softphone", serde_json::json!({"sdp": offer})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    pc.set_remote_description(RTCSessionDescription::answer(r.body["sdp"].as_str().expect("sdp").to_string()).expect("answer")).await.expect("remote");
+    (pc, track, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softphone_leg_from_a_webrtc_client() {
+    use ::webrtc::media_stream::track_local::TrackLocal;
+    use ::webrtc::peer_connection::PeerConnection;
+    use std::time::Duration;
+
+    let app = spawn_sqlite().await;
+    assert!(app.sip.is_some(), "the harness runs SIP");
+    app.user("ag", "agent", None).await;
+    let s = app.login("ag").await;
+    assert_eq!(app.post(&Session::default(), "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::UNAUTHORIZED);
+    let bad = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"})).await;
+    assert_eq!(bad.problem(422), ["sdp"]);
+    assert_eq!(app.get(&s, "/api/console/softphone").await.status, StatusCode::NOT_FOUND, "a bad offer opens nothing");
+    app.user("mk", "marketer", None).await;
+    let mk = app.login("mk").await;
+    assert_eq!(app.post(&mk, "/api/console/softphone", serde_json::json!({"sdp": "v=0"})).await.status, StatusCode::FORBIDDEN, "marketers take no calls");
+    assert_eq!(app.post(&s, "/api/console/dtmf", serde_json::json!({"digits": "1x"})).await.problem(422), ["digits"]);
+    assert_eq!(app.post(&s, "/api/console/dtmf", serde_json::json!({"digits": "1"})).await.status, StatusCode::CONFLICT, "no call");
+    assert_eq!(app.post(&s, "/api/console/hold", serde_json::json!({"hold": true})).await.status, StatusCode::CONFLICT, "no call");
+    let no_phone = app.post(&s, "/api/console/campaigns/1/agent", serde_json::json!({"action": "login"})).await;
+    assert_eq!(no_phone.status, StatusCode::CONFLICT, "{}", no_phone.text);
+
+    let (pc, track, r) = softphone_client(&app, &s).await;
     let answer = r.body["sdp"].as_str().expect("answer").to_string();
     assert!(answer.contains("PCMU/8000") && !answer.to_lowercase().contains("telephone-event"), "{answer}");
     let leg = r.body["leg"].as_str().expect("leg").to_string();
-    pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("remote");
 
     let mut seq = 0u16;
     let mut now = serde_json::Value::Null;
@@ -271,24 +284,9 @@ impl Drop for Sipp {
 /// click while on the call is a 409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn click_to_call_bridges_the_agent_leg() {
-    use ::rtc::media_stream::MediaStreamTrack;
-    use ::rtc::peer_connection::configuration::media_engine::{MIME_TYPE_PCMU, MediaEngine};
-    use ::rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
     use ::webrtc::media_stream::track_local::TrackLocal;
-    use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-    use ::webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCSessionDescription};
-    use std::sync::Arc;
+    use ::webrtc::peer_connection::PeerConnection;
     use std::time::Duration;
-
-    struct Gathered(tokio::sync::mpsc::Sender<()>);
-    #[async_trait::async_trait]
-    impl PeerConnectionEventHandler for Gathered {
-        async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
-            if s == RTCIceGatheringState::Complete {
-                let _ = self.0.try_send(());
-            }
-        }
-    }
     let has_sipp = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("sipp").is_file()));
     if !has_sipp {
         assert!(std::env::var("CENTRALINO_REQUIRE_PEERS").as_deref() != Ok("1"), "sipp is not on PATH but CENTRALINO_REQUIRE_PEERS=1");
@@ -322,34 +320,7 @@ async fn click_to_call_bridges_the_agent_leg() {
     let s = app.login("ag").await;
     assert_eq!(app.post(&s, "/api/console/dial", serde_json::json!({"number": "+39 011 555 0123"})).await.status, StatusCode::CONFLICT, "no softphone yet");
 
-    let pcmu = RTCRtpCodec { mime_type: MIME_TYPE_PCMU.to_owned(), clock_rate: 8000, channels: 1, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] };
-    let mut engine = MediaEngine::default();
-    engine.register_codec(RTCRtpCodecParameters { rtp_codec: pcmu.clone(), payload_type: 0 }, RtpCodecKind::Audio).expect("codec");
-    let (tx, mut gathered) = tokio::sync::mpsc::channel(1);
-    let settings = ::rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder::new().with_include_loopback_candidate(true).build();
-    let pc = PeerConnectionBuilder::new()
-        .with_media_engine(engine)
-        .with_setting_engine(settings)
-        .with_handler(Arc::new(Gathered(tx)))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-        .build()
-        .await
-        .expect("client pc");
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "client".into(),
-        "mic".into(),
-        "mic".into(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters { rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(0x1234_5678), ..Default::default() }, codec: pcmu, ..Default::default() }],
-    )));
-    pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.expect("track");
-    let offer = pc.create_offer(None).await.expect("offer");
-    pc.set_local_description(offer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
-    let offer = pc.local_description().await.expect("offer sdp").sdp;
-    let r = app.post(&s, "/api/console/softphone", serde_json::json!({"sdp": offer})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    pc.set_remote_description(RTCSessionDescription::answer(r.body["sdp"].as_str().expect("sdp").to_string()).expect("answer")).await.expect("remote");
+    let (pc, track, _) = softphone_client(&app, &s).await;
     // The client keeps talking for the rest of the test.
     let talker = tokio::spawn(async move {
         let mut seq = 0u16;
