@@ -311,23 +311,6 @@ pub async fn attempts(State(st): State<AppState>, Auth(_a): Auth, Id(id): Id) ->
     Ok(axum::Json(st.store.dialer_attempts(DialerCampaignId(id)).await?))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DispositionInput {
-    /// `true` closes the lead; `false` asks for a callback.
-    #[serde(rename = "final")]
-    pub final_: bool,
-    #[serde(default)]
-    pub callback_at: Option<i64>,
-    #[serde(default)]
-    pub callback_agent_only: bool,
-    /// Questionnaire answers by question key.
-    #[serde(default)]
-    pub answers: HashMap<String, String>,
-    #[serde(default)]
-    pub agent_id: Option<UserId>,
-}
-
 /// A disposition with its CRM outcome, as posted over HTTP.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -385,21 +368,6 @@ pub async fn dispose_http(State(st): State<AppState>, Auth(a): Auth, Id(id): Id,
         dialer::runtime::DisposeError::Agent(e) => conflict(e),
     })?;
     Ok(axum::Json(Disposed { lead_state: r.lead_state, activity_id: r.activity_id, follow_up_id: r.follow_up_id, commercial_state_id: r.commercial_state_id, points: r.points }))
-}
-
-/// [`dispose_http`] without a CRM outcome (for callers that book the CRM
-/// side themselves).
-pub async fn dispose(State(st): State<AppState>, Auth(a): Auth, Id(id): Id, Json(body): Json<DispositionInput>) -> ApiResult<axum::Json<Disposed>> {
-    let b = DispositionBody {
-        final_: body.final_,
-        callback_at: body.callback_at,
-        callback_agent_only: body.callback_agent_only,
-        answers: body.answers,
-        outcome_id: None,
-        notes: None,
-        agent_id: body.agent_id,
-    };
-    dispose_http(State(st), Auth(a), Id(id), Json(b)).await
 }
 
 /// The dialer's routes, merged into the API router.
