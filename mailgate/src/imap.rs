@@ -138,20 +138,10 @@ impl SyncReport {
 
 /// Reads one mailbox forever (until `shutdown` turns true): IDLE where the
 /// server offers it, polling otherwise, reconnecting with back-off.
-pub async fn run_mailbox(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>, mut shutdown: watch::Receiver<bool>) {
-    let mut driver = Driver::new(store, cfg, opts);
-    let span = tracing::info_span!("mailbox", name = %driver.cfg.name);
+pub async fn run_mailbox(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>, shutdown: watch::Receiver<bool>) {
+    let span = tracing::info_span!("mailbox", name = %cfg.name);
     let _enter = span.enter();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        match driver.step(&mut shutdown, false).await {
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "mailbox step failed"),
-        }
-    }
-    driver.logout().await;
+    Driver::new(cfg, Tickets::new(store, opts, false)).run(shutdown).await;
     info!("mailbox reader stopped");
 }
 
@@ -160,38 +150,109 @@ pub async fn run_mailbox(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseO
 /// `from_start` ignores the stored position and re-reads every UID (a
 /// replay: the store must de-duplicate all of them).
 pub async fn sync_once(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>, from_start: bool) -> Result<SyncReport> {
-    let mut driver = Driver::new(store, cfg, opts);
-    driver.from_start = from_start;
-    let (_tx, mut rx) = watch::channel(false);
-    loop {
-        match driver.step(&mut rx, true).await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                driver.logout().await;
-                return Err(e);
-            }
-        }
-    }
-    driver.logout().await;
-    Ok(driver.report)
+    Ok(Driver::new(cfg, Tickets::new(store, opts, from_start)).sync_once().await?.report)
 }
 
-struct Driver {
+/// What a mailbox reader does with the messages it fetches: the support
+/// desk's ingest ([`Tickets`]) or the campaigns' bounce handling
+/// ([`crate::bounces_in`]). The [`Driver`] owns the IMAP side (select,
+/// search, fetch, flag, wait, reconnect) for both.
+pub(crate) trait Sink: Send {
+    /// Whether to hold an IDLE connection where the server offers it.
+    fn idle(&self) -> bool {
+        true
+    }
+    /// After SELECT: finishes what a crash left half done and returns the
+    /// last handled UID under this UIDVALIDITY (`None`: from the start).
+    fn resume(&mut self, cfg: &MailboxConfig, uid_validity: u32) -> impl Future<Output = Result<Option<u32>>> + Send;
+    /// Handles a fetched batch (UID order) before any of it is flagged;
+    /// `Ok` means every message of it is handled.
+    fn take(&mut self, cfg: &MailboxConfig, uid_validity: u32, batch: Vec<ingest::Fetched>) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The support desk's sink: raw mail stored, then tickets, in one store
+/// transaction per batch.
+pub(crate) struct Tickets {
     store: crm::Store,
-    cfg: MailboxConfig,
     opts: Arc<ParseOptions>,
-    core: SyncCore,
-    session: Option<ImapSession>,
-    uid_validity: u32,
     from_start: bool,
     report: SyncReport,
 }
 
-impl Driver {
-    fn new(store: crm::Store, cfg: MailboxConfig, opts: Arc<ParseOptions>) -> Self {
+impl Tickets {
+    fn new(store: crm::Store, opts: Arc<ParseOptions>, from_start: bool) -> Tickets {
+        Tickets { store, opts, from_start, report: SyncReport::default() }
+    }
+}
+
+impl Sink for Tickets {
+    async fn resume(&mut self, cfg: &MailboxConfig, uid_validity: u32) -> Result<Option<u32>> {
+        // Anything stored but not ingested (a crash between the two) is
+        // finished first, so the position really is "all handled".
+        for done in ingest::replay_uningested(&self.store, cfg, &self.opts).await? {
+            let uid = u32::try_from(done.uid).unwrap_or(0);
+            self.report.add(uid, &done);
+        }
+        if self.from_start {
+            return Ok(None);
+        }
+        Ok(self.store.max_mail_uid(&cfg.name, i64::from(uid_validity)).await?.and_then(|u| u32::try_from(u).ok()))
+    }
+
+    async fn take(&mut self, cfg: &MailboxConfig, uid_validity: u32, batch: Vec<ingest::Fetched>) -> Result<()> {
+        // The whole batch is stored and ingested (one transaction) before
+        // any of it is reported handled, so before any of it is flagged.
+        for (uid, done) in ingest::handle_batch(&self.store, cfg, &self.opts, uid_validity, batch).await? {
+            match done {
+                Some(done) => self.report.add(uid, &done),
+                None => self.report.quarantined += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One mailbox's IMAP side around a [`Sink`].
+pub(crate) struct Driver<S> {
+    cfg: MailboxConfig,
+    core: SyncCore,
+    session: Option<ImapSession>,
+    uid_validity: u32,
+    pub(crate) sink: S,
+}
+
+impl<S: Sink> Driver<S> {
+    pub(crate) fn new(cfg: MailboxConfig, sink: S) -> Self {
         let core = SyncCore::new(cfg.sync);
-        Driver { store, cfg, opts, core, session: None, uid_validity: 0, from_start: false, report: SyncReport::default() }
+        Driver { cfg, core, session: None, uid_validity: 0, sink }
+    }
+
+    /// Reads until `shutdown` turns true (errors are logged and retried
+    /// with back-off by the core).
+    pub(crate) async fn run(&mut self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            if let Err(e) = self.step(&mut shutdown, false).await {
+                warn!(error = %e, "mailbox step failed");
+            }
+        }
+        self.logout().await;
+    }
+
+    /// One pass until there is nothing new; an error ends it.
+    pub(crate) async fn sync_once(mut self) -> Result<S> {
+        let (_tx, mut rx) = watch::channel(false);
+        loop {
+            match self.step(&mut rx, true).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    self.logout().await;
+                    return Err(e);
+                }
+            }
+        }
+        self.logout().await;
+        Ok(self.sink)
     }
 
     async fn logout(&mut self) {
@@ -259,8 +320,8 @@ impl Driver {
     async fn select(&mut self) -> Result<()> {
         if self.session.is_none() {
             let mut s = connect(&self.cfg).await?;
-            let caps = within(self.cfg.timeout, "CAPABILITY", async { Ok(s.capabilities().await?) }).await?;
-            self.core.on_capabilities(caps.has_str("IDLE"));
+            let idle = self.sink.idle() && within(self.cfg.timeout, "CAPABILITY", async { Ok(s.capabilities().await?) }).await?.has_str("IDLE");
+            self.core.on_capabilities(idle);
             self.session = Some(s);
         }
         let folder = self.cfg.folder.clone();
@@ -269,17 +330,7 @@ impl Driver {
         let mailbox = within(timeout, "SELECT", async { Ok(session.select(&folder).await?) }).await?;
         let validity = mailbox.uid_validity.ok_or(Error::Protocol("report UIDVALIDITY"))?;
         self.uid_validity = validity;
-        // Anything stored but not ingested (a crash between the two) is
-        // finished first, so the position below really is "all handled".
-        for done in ingest::replay_uningested(&self.store, &self.cfg, &self.opts).await? {
-            let uid = u32::try_from(done.uid).unwrap_or(0);
-            self.report.add(uid, &done);
-        }
-        let stored = if self.from_start {
-            None
-        } else {
-            self.store.max_mail_uid(&self.cfg.name, i64::from(validity)).await?.and_then(|u| u32::try_from(u).ok())
-        };
+        let stored = self.sink.resume(&self.cfg, validity).await?;
         if let Selected::ValidityChanged { old, new } = self.core.on_selected(validity, stored) {
             warn!(old, new, "UIDVALIDITY changed: re-reading the mailbox (duplicates are dropped by Message-ID)");
         }
@@ -346,13 +397,9 @@ impl Driver {
                 }
             }
         }
-        // The whole batch is stored and ingested (one transaction) before
-        // any of it is reported handled, so before any of it is flagged.
-        for (uid, done) in ingest::handle_batch(&self.store, &self.cfg, &self.opts, self.uid_validity, batch).await? {
-            match done {
-                Some(done) => self.report.add(uid, &done),
-                None => self.report.quarantined += 1,
-            }
+        let handled: Vec<u32> = batch.iter().map(|f| f.uid).collect();
+        self.sink.take(&self.cfg, self.uid_validity, batch).await?;
+        for uid in handled {
             self.core.on_handled(uid);
         }
         // Only now: a vanished UID moves the position past the UIDs below
