@@ -158,30 +158,39 @@ impl Store {
     pub async fn launch_message(&self, message: MessageId, mail_domain: &str, now: Millis) -> Result<u64> {
         let row = sqlx::query("SELECT list_id, channel FROM campaign_messages WHERE id = $1").bind(message).fetch_optional(&self.read).await?;
         let Some(row) = row else { return Err(Error::NotFound("message")) };
-        let channel: String = row.try_get(1)?;
-        if matches!(Channel::parse(&channel), Ok(Channel::Sms | Channel::Fax)) {
-            // SMS and fax recipients are phone numbers, not addresses.
-            return self.launch_phone_message(message, mail_domain, now).await;
-        }
         let list: Option<i64> = row.try_get(0)?;
+        let channel: String = row.try_get(1)?;
         let Some(list) = list else { return Err(Error::invalid("list_id", "the message has no list")) };
+        // Each member's address on the message's channel: the first email;
+        // for SMS and fax the first phone, the channel's kind (mobile, fax)
+        // sorting first.
+        let phone_kind = match Channel::parse(&channel) {
+            Ok(Channel::Sms) => Some("mobile"),
+            Ok(Channel::Fax) => Some("fax"),
+            _ => None,
+        };
+        let address_sql = match phone_kind {
+            Some(_) => "SELECT e164 FROM party_phones WHERE party_id = $1 ORDER BY CASE WHEN kind = $2 THEN 0 ELSE 1 END, position, id LIMIT 1",
+            None => "SELECT email FROM party_emails WHERE party_id = $1 ORDER BY position, id LIMIT 1",
+        };
         let members = self.list_member_ids(&crate::Actor::system(), ListId(list)).await?;
         let mut tx = self.begin().await?;
         let mut created = 0;
         for p in members {
-            let email = sqlx::query("SELECT email FROM party_emails WHERE party_id = $1 ORDER BY position, id LIMIT 1")
-                .bind(p.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(email) = email else { continue };
-            let address: String = email.try_get(0)?;
+            let mut q = sqlx::query(address_sql).bind(p.0);
+            if let Some(kind) = phone_kind {
+                q = q.bind(kind);
+            }
+            let Some(found) = q.fetch_optional(&mut *tx).await? else { continue };
+            let address: String = found.try_get(0)?;
+            let address = if phone_kind.is_some() { address } else { address.to_lowercase() };
             let key = format!("c{message}.p{}.{}@{mail_domain}", p.0, now);
             let r = sqlx::query(
                 "INSERT INTO campaign_outbox (message_id, party_id, address, message_key, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, party_id) DO NOTHING",
             )
             .bind(message)
             .bind(p.0)
-            .bind(address.to_lowercase())
+            .bind(address)
             .bind(key)
             .bind(now)
             .execute(&mut *tx)

@@ -10,7 +10,7 @@
 //! statuses land in `campaign_events` (the recipient's timeline) under an
 //! idempotent key, so a duplicated receipt or callback is stored once.
 
-use crate::{Channel, Error, Millis, Result, Store};
+use crate::{Error, Millis, Result, Store};
 use sqlx::Row;
 
 /// Where a fax job stands; the rank orders them so an out-of-order callback
@@ -43,50 +43,6 @@ impl FaxState {
 }
 
 impl Store {
-    /// Like [`Store::launch_message`] for the SMS and fax channels: one
-    /// outbox row per list member with a phone number (for fax, a number of
-    /// kind `fax` first; for SMS, `mobile` first). Returns the rows created.
-    pub async fn launch_phone_message(&self, message: crate::campaigns::MessageId, domain: &str, now: Millis) -> Result<u64> {
-        let row = sqlx::query("SELECT list_id, channel FROM campaign_messages WHERE id = $1").bind(message).fetch_optional(&self.read).await?;
-        let Some(row) = row else { return Err(Error::NotFound("message")) };
-        let list: Option<i64> = row.try_get(0)?;
-        let channel: String = row.try_get(1)?;
-        let Some(list) = list else { return Err(Error::invalid("list_id", "the message has no list")) };
-        let preferred = match Channel::parse(&channel).ok() {
-            Some(Channel::Fax) => "fax",
-            Some(Channel::Sms) => "mobile",
-            _ => return Err(Error::invalid("channel", "not an SMS or fax message")),
-        };
-        let members = self.list_member_ids(&crate::Actor::system(), crate::ListId(list)).await?;
-        let mut tx = self.begin().await?;
-        let mut created = 0;
-        for p in members {
-            // The preferred kind sorts first (0), then by position.
-            let phone = sqlx::query("SELECT e164 FROM party_phones WHERE party_id = $1 ORDER BY CASE WHEN kind = $2 THEN 0 ELSE 1 END, position, id LIMIT 1")
-                .bind(p.0)
-                .bind(preferred)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(phone) = phone else { continue };
-            let address: String = phone.try_get(0)?;
-            let key = format!("c{message}.p{}.{}@{domain}", p.0, now);
-            let r = sqlx::query(
-                "INSERT INTO campaign_outbox (message_id, party_id, address, message_key, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, party_id) DO NOTHING",
-            )
-            .bind(message)
-            .bind(p.0)
-            .bind(address)
-            .bind(key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            created += r.rows_affected();
-        }
-        sqlx::query("UPDATE campaign_messages SET state = 'launched', launched_at = $1 WHERE id = $2").bind(now).bind(message).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
     /// Remembers the SMSC's message id of each part of an SMS (in order),
     /// so delivery receipts map back to the row.
     pub async fn record_sms_parts(&self, outbox_id: i64, smsc_ids: &[String], now: Millis) -> Result<()> {

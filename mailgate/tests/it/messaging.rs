@@ -164,7 +164,7 @@ async fn an_sms_campaign_goes_through_a_real_smsc_with_throttling_and_receipts()
             // Long enough for two GSM-7 parts (and three UCS-2 parts for Zoë).
             let body = format!("Ciao {{{{ first_name }}}}, {}", "la vendemmia è arrivata: offerte in cantina fino a domenica. ".repeat(3));
             let msg = store.add_campaign_message(camp.id, Channel::Sms, "Vendemmia", &body, "", l, crm::now_ms()).await.expect("msg");
-            assert_eq!(store.launch_phone_message(msg, "gw.test", crm::now_ms()).await.expect("launch"), 7);
+            assert_eq!(store.launch_message(msg, "gw.test", crm::now_ms()).await.expect("launch"), 7);
 
             let mut cfg = SmppConfig::new(format!("127.0.0.1:{port}"), "centralino", "secret");
             cfg.throttle_backoff = Duration::from_millis(20);
@@ -228,7 +228,7 @@ async fn fax_statuses_are_signed_idempotent_and_order_proof() {
         let l = list(&store, vec![f]).await;
         let camp = store.create_campaign("Fax", "", 0, None, crm::now_ms()).await.expect("campaign");
         let msg = store.add_campaign_message(camp.id, Channel::Fax, "Listino", "Listino {{ first_name }}", "", l, crm::now_ms()).await.expect("msg");
-        assert_eq!(store.launch_phone_message(msg, "gw.test", crm::now_ms()).await.expect("launch"), 1);
+        assert_eq!(store.launch_message(msg, "gw.test", crm::now_ms()).await.expect("launch"), 1);
         let row = row_of(&store, msg, "+390212345678").await;
         store.record_fax_job(fax::EMAIL_GATEWAY, "job-1", row, crm::now_ms()).await.expect("job");
         let key = b"fax-callback-key-0123456789";
@@ -298,7 +298,7 @@ async fn a_fax_campaign_goes_out_as_pdf_mail_and_status_mails_come_back() {
                 .add_campaign_message(camp.id, Channel::Fax, "Listino per {{ first_name }}", "Gentile {{ first_name }}, prezzi più bassi (fino al 30%) \\ da lunedì.", "", l, crm::now_ms())
                 .await
                 .expect("msg");
-            assert_eq!(store.launch_phone_message(msg, &p.domain, crm::now_ms()).await.expect("launch"), 3);
+            assert_eq!(store.launch_message(msg, &p.domain, crm::now_ms()).await.expect("launch"), 3);
             let relay = std::sync::Arc::new(Relay::new(p.smtp(), 2));
             let gateway = fax::EmailFaxGateway { relay: relay.clone(), from: format!("fax@{}", p.domain).parse().expect("from"), address: format!("customer+{tag}n{{number}}@{}", p.domain) };
             let sender = fax::FaxSender::new(gateway);
